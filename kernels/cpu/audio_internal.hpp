@@ -1,0 +1,24 @@
+#pragma once
+// Private to kernels/cpu/audio*.cpp: the two backends behind yw::AudioReader.
+#include <filesystem>
+#include <memory>
+#include <string>
+
+#include "yw/kernels/audio.hpp"
+
+namespace yw::audio_detail {
+
+// libsndfile. Returns nullptr and sets `why` when libsndfile does not know the format (so the
+// FFmpeg backend gets a try); throws yw::InputError when it knows the format but the file is bad.
+std::unique_ptr<AudioReader> open_sndfile(const std::filesystem::path& path, std::string& why);
+
+// FFmpeg (libavformat + libavcodec). Throws yw::InputError when it cannot decode the file;
+// `sndfile_why` is added to the message.
+std::unique_ptr<AudioReader> open_ffmpeg(const std::filesystem::path& path,
+                                         const std::string& sndfile_why);
+
+// Largest values the readers accept; anything above is an absurd header, not audio.
+inline constexpr int kMaxChannels = 64;
+inline constexpr int kMaxSampleRate = 1'536'000;
+
+}  // namespace yw::audio_detail
