@@ -1,6 +1,7 @@
 #pragma once
 // Where job audio comes from and artifacts go (design.md §2). Implemented with the storage work
 // (file:// under YW_INPUT_ROOTS, http(s):// with a size cap, supabase://bucket/path).
+#include <cstdint>
 #include <filesystem>
 #include <string>
 #include <string_view>
@@ -28,13 +29,37 @@ class LocalInput {
   bool temporary_ = false;
 };
 
+// Limits on remote downloads (http(s):// and supabase://).
+struct FetchLimits {
+  std::uint64_t max_bytes = std::uint64_t{2} << 30;  // a larger body is an InputError
+  long connect_timeout_s = 10;                       // TCP + TLS handshake
+  long total_timeout_s = 600;                        // whole transfer
+  long stall_timeout_s = 30;  // fewer than kStallBytesPerSecond for this long: give up
+  static constexpr long kStallBytesPerSecond = 1024;
+};
+
 // Resolves an audio URI. Throws yw::InputError for URIs that can never work (unknown scheme,
 // a path outside YW_INPUT_ROOTS, a 404, an HTML page) and yw::Error for transient trouble.
+// Messages start with "audio: " and name the URI (without credentials).
+//  - file:///abs/path (or file://./relative, resolved against the working directory): must
+//    resolve (symlinks followed) to a regular file inside one of config.input_roots; any `..`
+//    component is refused before resolution.
+//  - http(s)://: downloaded to a temporary file (same extension) with `limits`; 4xx and a
+//    text/HTML body are InputErrors, 5xx, 408, 429 and timeouts are retryable.
+//  - supabase://bucket/path: GET {SUPABASE_URL}/storage/v1/object/authenticated/{bucket}/{path}
+//    with `Authorization: Bearer <key>` and `apikey: <key>` (the service role key when set,
+//    else the anon key).
 LocalInput fetch_input(std::string_view uri, const WorkerConfig& config);
+LocalInput fetch_input(std::string_view uri, const WorkerConfig& config, const FetchLimits& limits);
 
 // Stores `local_file` as artifact `key` ("<record_id or job id>/<name>.<ext>") under
 // YW_OUTPUT_URI, completely (temporary name then rename, or a whole upload), and returns its URI.
-// A retry overwrites the same key.
+// A retry overwrites the same key. `key` must be relative and free of `..` (yw::InputError).
+//  - file://DIR: written as DIR/.<name>.tmp-* in the destination folder, fsync'ed, renamed over
+//    DIR/key; a failed write (disk full) removes the temporary and throws a retryable yw::Error.
+//    Returns file://<absolute path>.
+//  - supabase://bucket/prefix: POST {SUPABASE_URL}/storage/v1/object/{bucket}/{prefix}/{key}
+//    with `x-upsert: true` (so a retry replaces the object). Returns supabase://bucket/prefix/key.
 std::string put_artifact(const std::filesystem::path& local_file, std::string_view key,
                          const WorkerConfig& config);
 
