@@ -3,6 +3,94 @@
 #include <fmt/format.h>
 
 namespace yw::queue::sql {
+namespace {
+
+// Every column of a job row, in one order, for the delete + re-insert of fail (protocol §6.1).
+constexpr std::string_view kJobColumns =
+    "id, name, priority, data, state, retry_limit, retry_count, retry_delay, retry_backoff, "
+    "retry_delay_max, start_after, started_on, singleton_key, singleton_on, group_id, group_tier, "
+    "expire_seconds, deletion_seconds, created_on, completed_on, keep_until, policy, output, "
+    "dead_letter, heartbeat_on, heartbeat_seconds, blocked, blocking, pending_dependencies, "
+    "source_name, source_id, source_created_on, source_retry_count, source_output, source_root_id, "
+    "trace_context";
+
+// The attempt fence of 12.38 (protocol §4.6): only the attempt this worker fetched, still active.
+std::string attempt_fence(int pairs_param) {
+  return fmt::format(
+      "state = 'active' AND (id::text || ':' || retry_count::text) = ANY(${}::text[])",
+      pairs_param);
+}
+
+// The re-insert half of every fail (failJobsBody): `where` picks the rows to fail, `output` is the
+// SQL expression stored as their output (it may read the deleted row's `id`). Retries left →
+// `retry` with its delay/backoff; none left, or `terminal` → `failed` plus the dead-letter copy.
+// A retry that conflicts with a policy index (ON CONFLICT) is stored as `failed` instead.
+std::string fail_body(std::string_view s, std::string_view t, std::string_view where,
+                      std::string_view output, bool terminal) {
+  const std::string state =
+      terminal ? fmt::format("'failed'::{}.job_state", s)
+               : fmt::format(
+                     "CASE WHEN retry_count < retry_limit THEN 'retry'::{0}.job_state "
+                     "ELSE 'failed'::{0}.job_state END",
+                     s);
+  const std::string completed_on =
+      terminal
+          ? fmt::format("{}.job_now()", s)
+          : fmt::format("CASE WHEN retry_count < retry_limit THEN NULL ELSE {}.job_now() END", s);
+  // Backoff: uniform in [d·2^(e-1), d·2^e) seconds, d = max(retry_delay, 1),
+  // e = min(16, retry_count + 1), capped by retry_delay_max when set (LEAST ignores NULL).
+  const std::string start_after = fmt::format(
+      "CASE WHEN retry_count = retry_limit THEN start_after "
+      "WHEN NOT retry_backoff THEN {0}.job_now() + retry_delay * interval '1s' "
+      "ELSE {0}.job_now() + LEAST(retry_delay_max, GREATEST(retry_delay, 1) * "
+      "(2 ^ LEAST(16, retry_count + 1) / 2 + 2 ^ LEAST(16, retry_count + 1) / 2 * random())) "
+      "* interval '1s' END",
+      s);
+  const auto values = [&](std::string_view st, std::string_view sa, std::string_view co) {
+    return fmt::format(
+        "id, name, priority, data, {st}, retry_limit, retry_count, retry_delay, retry_backoff, "
+        "retry_delay_max, {sa}, started_on, singleton_key, singleton_on, group_id, group_tier, "
+        "expire_seconds, deletion_seconds, created_on, {co}, keep_until, policy, {out}, "
+        "dead_letter, NULL, heartbeat_seconds, blocked, blocking, pending_dependencies, "
+        "source_name, source_id, source_created_on, source_retry_count, source_output, "
+        "source_root_id, trace_context",
+        fmt::arg("st", st), fmt::arg("sa", sa), fmt::arg("co", co), fmt::arg("out", output));
+  };
+  return fmt::format(
+      "deleted_jobs AS (DELETE FROM {s}.{t} WHERE {where} RETURNING *), "
+      "retried_jobs AS (INSERT INTO {s}.{t} ({cols}) SELECT {retry_values} FROM deleted_jobs "
+      "ON CONFLICT DO NOTHING RETURNING *), "
+      "failed_jobs AS (INSERT INTO {s}.{t} ({cols}) SELECT {failed_values} FROM deleted_jobs "
+      "WHERE id NOT IN (SELECT id FROM retried_jobs) RETURNING *), "
+      "results AS (SELECT * FROM retried_jobs UNION ALL SELECT * FROM failed_jobs), "
+      "dlq_jobs AS (INSERT INTO {s}.job (name, priority, data, retry_limit, retry_backoff, "
+      "retry_delay, start_after, created_on, keep_until, deletion_seconds, expire_seconds, "
+      "singleton_key, group_id, group_tier, heartbeat_seconds, source_name, source_id, "
+      "source_created_on, source_retry_count, source_output, source_root_id, trace_context) "
+      "SELECT r.dead_letter, r.priority, r.data, q.retry_limit, q.retry_backoff, q.retry_delay, "
+      "{s}.job_now(), {s}.job_now(), {s}.job_now() + q.retention_seconds * interval '1s', "
+      "q.deletion_seconds, q.expire_seconds, r.singleton_key, r.group_id, r.group_tier, "
+      "q.heartbeat_seconds, r.name, r.id, r.created_on, r.retry_count, r.output, "
+      "COALESCE(r.source_root_id, r.id), r.trace_context "
+      "FROM results r JOIN {s}.queue q ON q.name = r.dead_letter WHERE r.state = 'failed')",
+      fmt::arg("s", s), fmt::arg("t", t), fmt::arg("where", where), fmt::arg("cols", kJobColumns),
+      fmt::arg("retry_values", values(state, start_after, completed_on)),
+      fmt::arg("failed_values", values(fmt::format("'failed'::{}.job_state", s), "start_after",
+                                       fmt::format("{}.job_now()", s))));
+}
+
+std::string expire_jobs(std::string_view s, std::string_view t, std::string_view predicate,
+                        std::string_view output) {
+  return fmt::format(
+      "WITH picked AS (SELECT id FROM {s}.{t} WHERE {p} LIMIT $2), {body} "
+      "SELECT (SELECT count(*) FROM picked)::int",
+      fmt::arg("s", s), fmt::arg("t", t), fmt::arg("p", predicate),
+      fmt::arg("body",
+               fail_body(s, t, fmt::format("{} AND id IN (SELECT id FROM picked)", predicate),
+                         output, false)));
+}
+
+}  // namespace
 
 std::string get_version(std::string_view schema) {
   return fmt::format("SELECT version FROM {}.version", schema);
@@ -10,6 +98,194 @@ std::string get_version(std::string_view schema) {
 
 std::string version_table_exists(std::string_view schema) {
   return fmt::format("SELECT to_regclass('{}.version') IS NOT NULL", schema);
+}
+
+std::string get_queues(std::string_view schema) {
+  return fmt::format(
+      "SELECT name, policy, table_name, notify, retry_limit, retry_delay, retry_backoff, "
+      "retry_delay_max, expire_seconds, retention_seconds, deletion_seconds, dead_letter, "
+      "heartbeat_seconds, partition FROM {}.queue WHERE name = ANY($1::text[])",
+      schema);
+}
+
+std::string create_queue(std::string_view schema) {
+  return fmt::format("SELECT {}.create_queue($1, $2::jsonb)", schema);
+}
+
+std::string advisory_lock(std::string_view schema, std::string_view suffix) {
+  return fmt::format(
+      "SELECT pg_advisory_xact_lock(('x' || encode(sha224((current_database() || "
+      "'.pgboss.{}{}')::bytea), 'hex'))::bit(64)::bigint)",
+      schema, suffix);
+}
+
+std::string notify_channel(std::string_view schema) {
+  return fmt::format("SELECT 'pgboss_' || left(encode(sha224('{}'::bytea), 'hex'), 24)", schema);
+}
+
+std::string insert_jobs(std::string_view s, std::string_view t, bool notify) {
+  // Options from the job, else the queue row, else pg-boss's defaults (protocol §8). The queue is
+  // LEFT JOINed so a job for a queue that vanished fails on q_fkey instead of inserting nothing.
+  const std::string insert = fmt::format(
+      "INSERT INTO {s}.{t} (id, name, data, priority, start_after, created_on, singleton_key, "
+      "singleton_on, group_id, group_tier, expire_seconds, deletion_seconds, keep_until, "
+      "retry_limit, retry_delay, retry_backoff, retry_delay_max, policy, dead_letter, "
+      "heartbeat_seconds, blocked, blocking, pending_dependencies) "
+      "SELECT COALESCE(x.id, gen_random_uuid()), $2, x.data, COALESCE(x.priority, 0), "
+      "x.sa, {s}.job_now(), x.\"singletonKey\", "
+      "CASE WHEN x.\"singletonSeconds\" IS NOT NULL THEN 'epoch'::timestamp + '1s'::interval * "
+      "(x.\"singletonSeconds\"::float8 * floor((date_part('epoch', {s}.job_now()) + "
+      "COALESCE(x.\"singletonOffset\", 0)::float8) / x.\"singletonSeconds\"::float8)) END, "
+      "x.\"groupId\", x.\"groupTier\", "
+      "COALESCE(x.\"expireInSeconds\", q.expire_seconds, 900), "
+      "COALESCE(x.\"deleteAfterSeconds\", q.deletion_seconds, 604800), "
+      "x.sa + COALESCE(x.\"retentionSeconds\", q.retention_seconds, 1209600) * interval '1s', "
+      "COALESCE(x.\"retryLimit\", q.retry_limit, 2), COALESCE(x.\"retryDelay\", q.retry_delay, 0), "
+      "COALESCE(x.\"retryBackoff\", q.retry_backoff, false), "
+      "COALESCE(x.\"retryDelayMax\", q.retry_delay_max), q.policy, "
+      "COALESCE(x.\"deadLetter\", q.dead_letter), "
+      "COALESCE(x.\"heartbeatSeconds\", q.heartbeat_seconds), false, false, 0 "
+      "FROM (SELECT r.*, CASE WHEN right(r.\"startAfter\", 1) = 'Z' OR "
+      "r.\"startAfter\" ~ '^[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}' "
+      "THEN CAST(r.\"startAfter\" AS timestamptz) "
+      "ELSE {s}.job_now() + CAST(COALESCE(r.\"startAfter\", '0') AS interval) END AS sa "
+      "FROM json_to_recordset($1::text::json) AS r (id uuid, priority integer, data jsonb, "
+      "\"startAfter\" text, \"retryLimit\" integer, \"retryDelay\" integer, "
+      "\"retryDelayMax\" integer, \"retryBackoff\" boolean, \"singletonKey\" text, "
+      "\"singletonSeconds\" integer, \"singletonOffset\" integer, \"groupId\" text, "
+      "\"groupTier\" text, \"expireInSeconds\" integer, \"deleteAfterSeconds\" integer, "
+      "\"retentionSeconds\" integer, \"deadLetter\" text, \"heartbeatSeconds\" integer)) x "
+      "LEFT JOIN {s}.queue q ON q.name = $2 "
+      "ON CONFLICT DO NOTHING RETURNING id, start_after",
+      fmt::arg("s", s), fmt::arg("t", t));
+  if (!notify) return fmt::format("WITH ins AS ({}) SELECT id FROM ins", insert);
+  // One NOTIFY per statement, only when a row is runnable now; delivered at commit (§9).
+  return fmt::format(
+      "WITH ins AS ({ins}), notified AS (SELECT pg_notify('pgboss_' || "
+      "left(encode(sha224('{s}'::bytea), 'hex'), 24), $2) FROM ins "
+      "WHERE start_after <= {s}.job_now() LIMIT 1) "
+      "SELECT id FROM ins WHERE (SELECT count(*) FROM notified) >= 0",
+      fmt::arg("ins", insert), fmt::arg("s", s));
+}
+
+std::string fetch_next_job(std::string_view s, std::string_view t, std::string_view policy,
+                           bool batch) {
+  const bool strict_fifo = policy == "key_strict_fifo";
+  const bool singleton = policy == "singleton" || policy == "stately";
+  const bool ranked = singleton && batch;
+  std::string heads;
+  std::string extra;
+  if (strict_fifo) {
+    // Each key's head: a retry row first, then the oldest; a key with an active, retry or failed
+    // job elsewhere is blocked (§4.3).
+    heads = fmt::format(
+        "heads AS MATERIALIZED (SELECT DISTINCT ON (h.singleton_key) h.id FROM {s}.{t} h "
+        "WHERE h.name = $1 AND h.state < 'active' AND NOT h.blocked "
+        "AND h.policy = 'key_strict_fifo' AND h.start_after <= {s}.job_now() "
+        "ORDER BY h.singleton_key, h.state DESC, h.created_on, h.id), ",
+        fmt::arg("s", s), fmt::arg("t", t));
+    extra = fmt::format(
+        " AND j.id IN (SELECT id FROM heads) AND NOT EXISTS (SELECT 1 FROM {s}.{t} b "
+        "WHERE b.name = j.name AND b.singleton_key = j.singleton_key "
+        "AND b.state IN ('active', 'retry', 'failed') AND b.policy = 'key_strict_fifo' "
+        "AND b.id <> j.id)",
+        fmt::arg("s", s), fmt::arg("t", t));
+  } else if (singleton) {
+    extra = fmt::format(
+        " AND NOT EXISTS (SELECT 1 FROM {s}.{t} p WHERE p.name = j.name AND p.state = 'active' "
+        "AND p.policy = '{pol}' AND COALESCE(p.singleton_key, '') = COALESCE(j.singleton_key, ''))",
+        fmt::arg("s", s), fmt::arg("t", t), fmt::arg("pol", policy));
+  }
+  const std::string next = fmt::format(
+      "next AS (SELECT j.id{key} FROM {s}.{t} j WHERE j.name = $1 AND j.state < 'active' "
+      "AND NOT j.blocked AND j.start_after <= {s}.job_now(){extra} "
+      "ORDER BY j.priority DESC, j.created_on LIMIT $2 FOR UPDATE OF j SKIP LOCKED)",
+      fmt::arg("key", ranked ? ", j.singleton_key" : ""), fmt::arg("s", s), fmt::arg("t", t),
+      fmt::arg("extra", extra));
+  const std::string ranking =
+      ranked ? ", ranking AS (SELECT id, row_number() OVER (PARTITION BY singleton_key) AS rn "
+               "FROM next)"
+             : "";
+  const std::string ids = ranked ? "SELECT id FROM ranking WHERE rn = 1" : "SELECT id FROM next";
+  return fmt::format(
+      "WITH {heads}{next}{ranking} UPDATE {s}.{t} j SET state = 'active', "
+      "started_on = {s}.job_now(), heartbeat_on = {s}.job_now(), "
+      "retry_count = CASE WHEN started_on IS NOT NULL THEN retry_count + 1 ELSE retry_count END "
+      "WHERE name = $1 AND id = ANY(ARRAY({ids})) "
+      "RETURNING id, data, retry_count, expire_seconds, heartbeat_seconds, group_id, group_tier",
+      fmt::arg("heads", heads), fmt::arg("next", next), fmt::arg("ranking", ranking),
+      fmt::arg("s", s), fmt::arg("t", t), fmt::arg("ids", ids));
+}
+
+std::string complete_jobs(std::string_view s, std::string_view t) {
+  return fmt::format(
+      "UPDATE {s}.{t} SET completed_on = {s}.job_now(), state = 'completed', "
+      "output = NULLIF($4::jsonb -> (id::text), 'null'::jsonb) "
+      "WHERE name = $1 AND id = ANY($2::uuid[]) AND {fence} RETURNING id",
+      fmt::arg("s", s), fmt::arg("t", t), fmt::arg("fence", attempt_fence(3)));
+}
+
+std::string fail_jobs(std::string_view s, std::string_view t, bool terminal) {
+  return fmt::format(
+      "WITH {} SELECT id FROM results",
+      fail_body(s, t, fmt::format("name = $1 AND id = ANY($2::uuid[]) AND {}", attempt_fence(3)),
+                "NULLIF($4::jsonb -> (id::text), 'null'::jsonb)", terminal));
+}
+
+std::string touch_jobs(std::string_view s, std::string_view t) {
+  return fmt::format(
+      "UPDATE {s}.{t} SET heartbeat_on = {s}.job_now() "
+      "WHERE name = $1 AND id = ANY($2::uuid[]) AND {fence} RETURNING id",
+      fmt::arg("s", s), fmt::arg("t", t), fmt::arg("fence", attempt_fence(3)));
+}
+
+std::string fail_jobs_by_timeout(std::string_view s, std::string_view t) {
+  return expire_jobs(
+      s, t,
+      fmt::format("state = 'active' AND (started_on + expire_seconds * interval '1s') < "
+                  "{}.job_now() AND name = ANY($1::text[])",
+                  s),
+      "'{\"value\": {\"message\": \"job timed out\"}}'::jsonb");
+}
+
+std::string fail_jobs_by_heartbeat(std::string_view s, std::string_view t) {
+  return expire_jobs(
+      s, t,
+      fmt::format("state = 'active' AND heartbeat_seconds IS NOT NULL AND (heartbeat_on + "
+                  "heartbeat_seconds * interval '1s') < {}.job_now() AND name = ANY($1::text[])",
+                  s),
+      "'{\"value\": {\"message\": \"job heartbeat timeout\"}}'::jsonb");
+}
+
+std::string try_set_queue_deletion_time(std::string_view s) {
+  // Rows locked in name order, skipping rows another instance holds (pg-boss queueRowLock).
+  return fmt::format(
+      "WITH due AS (SELECT name FROM {s}.queue WHERE name = ANY($1::text[]) AND "
+      "EXTRACT(EPOCH FROM ({s}.job_now() - COALESCE(maintain_on, {s}.job_now() - "
+      "interval '1 week'))) >= $2 ORDER BY name FOR NO KEY UPDATE SKIP LOCKED) "
+      "UPDATE {s}.queue SET maintain_on = {s}.job_now() FROM due WHERE queue.name = due.name "
+      "RETURNING queue.name",
+      fmt::arg("s", s));
+}
+
+std::string deletion_batch(std::string_view s, std::string_view t) {
+  // A walk over (name, id) in key order, so each batch covers at most $3 keys and no transaction
+  // holds many row locks. Finished jobs past deletion_seconds, and queued jobs past keep_until.
+  return fmt::format(
+      "WITH edge AS (SELECT id FROM {s}.{t} WHERE name = $1 AND (NULLIF($2, '') IS NULL OR id > "
+      "NULLIF($2, '')::uuid) "
+      "ORDER BY id OFFSET $3 - 1 LIMIT 1), "
+      "removed AS (DELETE FROM {s}.{t} WHERE name = $1 AND (NULLIF($2, '') IS NULL OR id > "
+      "NULLIF($2, '')::uuid) "
+      "AND id <= COALESCE((SELECT id FROM edge), 'ffffffff-ffff-ffff-ffff-ffffffffffff'::uuid) "
+      "AND ((deletion_seconds > 0 AND completed_on + deletion_seconds * interval '1s' < "
+      "{s}.job_now()) OR (state < 'active' AND keep_until < {s}.job_now())) RETURNING 1) "
+      "SELECT (SELECT id FROM edge), (SELECT count(*) FROM removed)::int",
+      fmt::arg("s", s), fmt::arg("t", t));
+}
+
+std::string get_job_by_id(std::string_view s, std::string_view t) {
+  return fmt::format("SELECT to_jsonb(j) FROM {}.{} j WHERE name = $1 AND id = $2::uuid", s, t);
 }
 
 }  // namespace yw::queue::sql

@@ -1,15 +1,66 @@
 #pragma once
 // Every SQL statement the client sends, one function each, parameterised by the schema name
-// (already validated by validate_schema_name). Each names the pg-boss plans.ts function whose
-// semantics it follows; the statements are written from pgboss-protocol.md, not copied.
+// (already validated by validate_schema_name) and, for job statements, by the physical table the
+// queue row names (validated by validate_table_name). Each names the pg-boss 12.38 plans.ts
+// function whose semantics it follows; the statements are written from pgboss-protocol.md, not
+// copied. Clock: <schema>.job_now() (schema 42+), so pg-boss's test clock applies to us too.
 #include <string>
 #include <string_view>
 
 namespace yw::queue::sql {
 
-// plans.ts getVersion: the schema version row. $1 unused.
+// plans.ts getVersion: the schema version row.
 std::string get_version(std::string_view schema);
 // to_regclass('<schema>.version'): NULL when the schema is not installed.
 std::string version_table_exists(std::string_view schema);
+
+// plans.ts getQueues (the columns a worker needs). $1 text[] of names.
+std::string get_queues(std::string_view schema);
+
+// plans.ts createQueue: create_queue($1 name, $2 options jsonb) after the `create-queue`
+// advisory lock. Run inside a transaction with lock_statement("create-queue") first.
+std::string create_queue(std::string_view schema);
+// plans.ts advisoryLock: pg_advisory_xact_lock on the key derived from database, schema and
+// suffix (protocol §11).
+std::string advisory_lock(std::string_view schema, std::string_view suffix);
+// plans.ts notifyChannelSql: the LISTEN/NOTIFY channel of the schema as a one-row SELECT.
+std::string notify_channel(std::string_view schema);
+
+// plans.ts insertJobs: $1 json array of pg-boss job objects (camelCase option keys), $2 queue
+// name. Returns one row per inserted job (id); with `notify`, pg_notify fires once when any
+// inserted row is runnable now.
+std::string insert_jobs(std::string_view schema, std::string_view table, bool notify);
+
+// plans.ts fetchNextJob (no group concurrency), with the claim matched by
+// id = ANY(ARRAY(SELECT …)) (protocol §14.2). $1 queue name, $2 limit. `policy` selects the
+// singleton/stately/key_strict_fifo rules; `batch` > 1 enables the one-per-key ranking.
+std::string fetch_next_job(std::string_view schema, std::string_view table, std::string_view policy,
+                           bool batch);
+
+// plans.ts completeJobsWithOutputs, fenced: $1 queue, $2 uuid[] ids, $3 text[] 'id:retry' pairs,
+// $4 jsonb object id -> output. Returns the completed ids.
+std::string complete_jobs(std::string_view schema, std::string_view table);
+
+// plans.ts failJobsByIdWithOutputs (terminal = false) / deadLetterJobsByIdWithOutputs
+// (terminal = true), fenced like complete_jobs. Returns the ids it failed.
+std::string fail_jobs(std::string_view schema, std::string_view table, bool terminal);
+
+// plans.ts touchJobs, fenced: $1 queue, $2 uuid[] ids, $3 text[] pairs. Returns touched ids.
+std::string touch_jobs(std::string_view schema, std::string_view table);
+
+// plans.ts failJobsByTimeout / failJobsByHeartbeat (one batch of expireJobs): $1 text[] queue
+// names, $2 batch limit. Returns one row: how many jobs the batch picked.
+std::string fail_jobs_by_timeout(std::string_view schema, std::string_view table);
+std::string fail_jobs_by_heartbeat(std::string_view schema, std::string_view table);
+
+// plans.ts trySetQueueDeletionTime: claims `maintain_on` on the due queues of $1 text[] whose
+// last claim is at least $2 seconds old; returns the claimed names.
+std::string try_set_queue_deletion_time(std::string_view schema);
+// plans.ts deletion (one key-ordered batch): $1 queue, $2 cursor uuid or NULL, $3 batch size.
+// Returns the next cursor (NULL when the queue is done) and how many jobs were deleted.
+std::string deletion_batch(std::string_view schema, std::string_view table);
+
+// plans.ts getJobById (test and CLI helper): $1 queue, $2 id.
+std::string get_job_by_id(std::string_view schema, std::string_view table);
 
 }  // namespace yw::queue::sql

@@ -1,0 +1,107 @@
+#pragma once
+// A pg-boss 12.38 (schema 46) client: the statements pg-boss's own Node worker runs, with its
+// semantics, parameterised by schema (pgboss-protocol.md; SQL in queue/pgboss/sql.cpp).
+//
+// Thread-safe: every call leases its own connection from the pool. Errors: pqxx exceptions
+// propagate, except that a lost connection is rethrown as yw::Error after the connection is
+// dropped (is_connection_error() recognises both); callers retry with backoff. Settles are fenced
+// on (id, retry_count) + state = 'active', so repeating one after a lost reply is harmless: it
+// changes nothing and reports the job as not settled.
+#include <chrono>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "yw/queue/job.hpp"
+#include "yw/queue/pool.hpp"
+
+namespace yw::queue {
+
+// True for a dropped or unreachable server (pqxx::broken_connection, SQLSTATE classes 08 and
+// 57P0x): worth retrying on a fresh connection.
+bool is_connection_error(const std::exception& e);
+
+// Child jobs sent in the same transaction as a completion: {queue, job}.
+using ChildJobs = std::vector<std::pair<std::string, SendJob>>;
+
+class PgBossClient {
+ public:
+  // `schema` must pass validate_schema_name (throws ConfigError otherwise).
+  PgBossClient(ConnectionPool& pool, std::string schema);
+
+  const std::string& schema() const { return schema_; }
+  ConnectionPool& pool() const { return pool_; }
+
+  // check_schema_version() on a pooled connection.
+  int check_version();
+
+  // pg-boss createQueue: create_queue(name, options) under the `create-queue` advisory lock.
+  // Idempotent (an existing queue is left unchanged). `options` uses pg-boss's camelCase keys;
+  // policy defaults to "standard". Throws ConfigError for a bad name or an unknown policy.
+  void create_queue(const std::string& name, nlohmann::json options = nlohmann::json::object());
+
+  // The queue row, cached; re-read when older than `refresh` (pg-boss: 60 s) or after
+  // invalidate(). Throws yw::Error when the queue does not exist, ConfigError when its policy is
+  // one this client does not implement.
+  QueueInfo queue(const std::string& name);
+  void invalidate(const std::string& name);
+  void set_cache_refresh(std::chrono::seconds refresh) { refresh_ = refresh; }
+
+  // pg-boss send/insert (§8): the id of each inserted job; a job a policy refused (ON CONFLICT)
+  // yields no id. NOTIFYs when the queue has `notify` and a job is runnable now. Throws
+  // InputError for bad options.
+  std::optional<std::string> send(const std::string& queue, const SendJob& job);
+  std::vector<std::string> send_many(const std::string& queue, const std::vector<SendJob>& jobs);
+
+  // Claims up to `limit` jobs (§4): priority DESC, created_on; due; unblocked; the queue's policy
+  // rules. A unique violation raised by the claim (a policy race) reads as an empty fetch.
+  std::vector<Job> fetch(const std::string& queue, int limit);
+
+  // Completes the given attempts with their own outputs; returns the ids actually completed.
+  std::vector<std::string> complete(const std::string& queue, const std::vector<Settle>& jobs);
+  // Completes one attempt and sends `children` in the same transaction: all or nothing. Returns
+  // false (and sends nothing) when the claim was lost. Children refused by a policy are skipped.
+  bool complete_with_children(const std::string& queue, const Settle& job,
+                              const ChildJobs& children,
+                              std::vector<std::optional<std::string>>* child_ids = nullptr);
+  // Fails the attempts (§6): retry with delay/backoff while retries are left, else failed plus
+  // the dead-letter copy. `terminal` fails without retry (12.38's deadletter disposition).
+  std::vector<std::string> fail(const std::string& queue, const std::vector<Settle>& jobs,
+                                bool terminal);
+  // Heartbeat: refreshes heartbeat_on of the attempts still active; returns their ids.
+  std::vector<std::string> touch(const std::string& queue,
+                                 const std::vector<std::pair<std::string, int>>& attempts);
+
+  // The supervisor's expiry sweeps (§7, §10) for `queues`: active jobs past expire_seconds
+  // ("job timed out") and jobs whose heartbeat lapsed ("job heartbeat timeout"), failed through
+  // the retry/dead-letter rules in batches of 1000 under pg-boss's advisory locks
+  // (<table>failJobsByTimeout / <table>failJobsByHeartbeat). Returns how many jobs it failed.
+  int expire_sweep(const std::vector<std::string>& queues);
+  // The maintenance deletion (§10.2) for the queues whose `maintain_on` claim is at least
+  // `interval` old: finished jobs past deletion_seconds and queued jobs past keep_until, in
+  // key-ordered batches under <table>deletion. Returns how many jobs it deleted.
+  int deletion_sweep(const std::vector<std::string>& queues, std::chrono::seconds interval);
+
+  // The schema's LISTEN/NOTIFY channel (§9).
+  std::string notify_channel();
+
+  // Every column of one job as JSON (getJobById), or null when absent.
+  nlohmann::json get_job(const std::string& queue, const std::string& id);
+
+ private:
+  std::vector<std::string> settle(const std::string& queue, const std::vector<Settle>& jobs,
+                                  int kind);
+
+  ConnectionPool& pool_;
+  std::string schema_;
+  std::chrono::seconds refresh_{60};
+  std::mutex cache_mutex_;
+  std::map<std::string, std::pair<QueueInfo, std::chrono::steady_clock::time_point>> cache_;
+};
+
+}  // namespace yw::queue

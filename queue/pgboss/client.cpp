@@ -1,0 +1,492 @@
+#include "yw/queue/client.hpp"
+
+#include <algorithm>
+#include <cstring>
+#include <set>
+
+#include <fmt/format.h>
+#include <pqxx/pqxx>
+
+#include "pgboss/sql.hpp"
+#include "yw/common/error.hpp"
+#include "yw/common/log.hpp"
+#include "yw/queue/schema.hpp"
+
+namespace yw::queue {
+namespace {
+
+using nlohmann::json;
+
+enum SettleKind { kComplete = 0, kFail = 1, kFailTerminal = 2 };
+
+// pg-boss allows queue names of [A-Za-z0-9_.\-/]+ only; the name is also spliced into nothing but
+// parameters, so this is pg-boss's rule, not an injection guard.
+void validate_queue_name(std::string_view name) {
+  const bool ok = !name.empty() && std::all_of(name.begin(), name.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '.' || c == '-' || c == '/';
+  });
+  if (!ok) {
+    throw ConfigError(fmt::format(
+        "queue name '{}': pg-boss allows only letters, digits, '_', '.', '-' and '/'", name));
+  }
+}
+
+// The physical table comes from the database and is spliced into SQL, so it must be exactly one
+// of the two shapes pg-boss creates.
+void validate_table_name(const std::string& table) {
+  bool ok = table == "job_common";
+  if (!ok && table.size() == 57 && table[0] == 'j') {
+    ok = std::all_of(table.begin() + 1, table.end(),
+                     [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
+  }
+  YW_CHECK(ok, "pg-boss queue table '{}' is not one pg-boss creates", table);
+}
+
+bool known_policy(std::string_view policy) {
+  return std::any_of(std::begin(kPolicies), std::end(kPolicies),
+                     [&](const char* p) { return policy == p; });
+}
+
+// Option keys pg-boss's send() accepts that map onto job columns, with the JSON type each needs.
+enum class OptType { integer, boolean, text, start_after, uuid };
+const std::map<std::string, OptType, std::less<>>& send_option_types() {
+  static const std::map<std::string, OptType, std::less<>> types = {
+      {"id", OptType::uuid},
+      {"priority", OptType::integer},
+      {"startAfter", OptType::start_after},
+      {"singletonKey", OptType::text},
+      {"singletonSeconds", OptType::integer},
+      {"singletonOffset", OptType::integer},
+      {"retryLimit", OptType::integer},
+      {"retryDelay", OptType::integer},
+      {"retryBackoff", OptType::boolean},
+      {"retryDelayMax", OptType::integer},
+      {"expireInSeconds", OptType::integer},
+      {"deleteAfterSeconds", OptType::integer},
+      {"retentionSeconds", OptType::integer},
+      {"deadLetter", OptType::text},
+      {"heartbeatSeconds", OptType::integer},
+      {"groupId", OptType::text},
+      {"groupTier", OptType::text},
+  };
+  return types;
+}
+
+// One element of insert_jobs' recordset: the options checked and normalised, plus `data`.
+json job_record(const SendJob& job) {
+  YW_CHECK_INPUT(job.options.is_object() || job.options.is_null(),
+                 "send options: expected a JSON object");
+  json rec = json::object();
+  if (job.options.is_object()) {
+    for (const auto& [key, value] : job.options.items()) {
+      const auto it = send_option_types().find(key);
+      YW_CHECK_INPUT(it != send_option_types().end(), "send options: unknown option '{}'", key);
+      if (value.is_null()) continue;
+      switch (it->second) {
+        case OptType::integer:
+          YW_CHECK_INPUT(value.is_number_integer(), "send options: {} must be an integer", key);
+          rec[key] = value;
+          break;
+        case OptType::boolean:
+          YW_CHECK_INPUT(value.is_boolean(), "send options: {} must be true or false", key);
+          rec[key] = value;
+          break;
+        case OptType::text:
+        case OptType::uuid:
+          YW_CHECK_INPUT(value.is_string(), "send options: {} must be a string", key);
+          rec[key] = value;
+          break;
+        case OptType::start_after:
+          // Seconds (a number) become an interval text, as pg-boss does; strings pass through.
+          if (value.is_number()) {
+            YW_CHECK_INPUT(value.get<double>() >= 0, "send options: startAfter must be >= 0");
+            rec[key] = value.is_number_integer() ? std::to_string(value.get<long long>())
+                                                 : fmt::format("{} seconds", value.get<double>());
+          } else {
+            YW_CHECK_INPUT(value.is_string(),
+                           "send options: startAfter must be seconds or an ISO 8601 time");
+            rec[key] = value;
+          }
+          break;
+      }
+    }
+  }
+  if (rec.contains("singletonSeconds")) {
+    YW_CHECK_INPUT(rec["singletonSeconds"].get<long long>() > 0,
+                   "send options: singletonSeconds must be positive");
+  }
+  if (!job.data.is_null()) rec["data"] = job.data;
+  return rec;
+}
+
+std::string uuid_array(const std::vector<std::string>& ids) {
+  std::string out = "{";
+  for (std::size_t i = 0; i < ids.size(); ++i)
+    out += (i ? "," : "") + ids[i];
+  return out + "}";
+}
+
+// Elements double-quoted, so no name reads as NULL; queue names and 'id:n' pairs hold no quotes.
+std::string text_array(const std::vector<std::string>& items) {
+  std::string out = "{";
+  for (std::size_t i = 0; i < items.size(); ++i)
+    out += fmt::format("{}\"{}\"", i ? "," : "", items[i]);
+  return out + "}";
+}
+
+std::optional<int> opt_int(const pqxx::field& f) {
+  if (f.is_null()) return std::nullopt;
+  return f.as<int>();
+}
+std::optional<std::string> opt_text(const pqxx::field& f) {
+  if (f.is_null()) return std::nullopt;
+  return f.as<std::string>();
+}
+
+std::string sqlstate_of(const std::exception& e) {
+  if (const auto* s = dynamic_cast<const pqxx::sql_error*>(&e)) return s->sqlstate();
+  return {};
+}
+
+// Runs `fn(connection)` on a pooled connection; a connection that broke is dropped, and the
+// error rethrown as a yw::Error saying the database connection was lost.
+template <typename Fn>
+auto with_connection(ConnectionPool& pool, Fn&& fn) {
+  auto conn = pool.acquire();
+  try {
+    return fn(*conn);
+  } catch (const std::exception& e) {
+    if (is_connection_error(e)) {
+      conn.discard();
+      throw Error(fmt::format("database connection lost: {}", e.what()));
+    }
+    throw;
+  }
+}
+
+std::vector<std::string> ids_of(const pqxx::result& r) {
+  std::vector<std::string> ids;
+  ids.reserve(r.size());
+  for (const auto& row : r)
+    ids.push_back(row[0].as<std::string>());
+  return ids;
+}
+
+// A transaction like pg-boss's locked(): bounded lock waits, then the advisory lock.
+void begin_locked(pqxx::work& tx, const std::string& schema, std::string_view suffix) {
+  tx.exec("SET LOCAL lock_timeout = 30000");
+  tx.exec("SET LOCAL idle_in_transaction_session_timeout = 30000");
+  tx.exec(sql::advisory_lock(schema, suffix));
+}
+
+std::vector<std::string> insert_with(pqxx::transaction_base& tx, const std::string& schema,
+                                     const QueueInfo& info, const std::vector<SendJob>& jobs) {
+  json records = json::array();
+  for (const auto& j : jobs)
+    records.push_back(job_record(j));
+  const auto r = tx.exec_params(sql::insert_jobs(schema, info.table_name, info.notify),
+                                records.dump(), info.name);
+  return ids_of(r);
+}
+
+}  // namespace
+
+bool is_connection_error(const std::exception& e) {
+  if (dynamic_cast<const pqxx::broken_connection*>(&e) != nullptr) return true;
+  if (const auto* err = dynamic_cast<const Error*>(&e)) {
+    return std::strncmp(err->what(), "database connection lost", 24) == 0;
+  }
+  const std::string state = sqlstate_of(e);
+  return state.rfind("08", 0) == 0 || state.rfind("57P0", 0) == 0;
+}
+
+json stored_output(const json& result) {
+  if (result.is_null() || result.is_discarded()) return nullptr;
+  if (result.is_object()) return result;
+  return json{{"value", result}};
+}
+
+json error_output(std::string_view name, std::string_view message, std::string_view stack) {
+  return json{{"name", name}, {"message", message}, {"stack", stack}};
+}
+
+PgBossClient::PgBossClient(ConnectionPool& pool, std::string schema)
+    : pool_(pool), schema_(std::move(schema)) {
+  validate_schema_name(schema_);
+}
+
+int PgBossClient::check_version() {
+  return with_connection(pool_,
+                         [&](pqxx::connection& c) { return check_schema_version(c, schema_); });
+}
+
+void PgBossClient::create_queue(const std::string& name, json options) {
+  validate_queue_name(name);
+  if (!options.is_object()) options = json::object();
+  if (!options.contains("policy")) options["policy"] = "standard";
+  const std::string policy =
+      options["policy"].is_string() ? options["policy"].get<std::string>() : std::string("?");
+  if (!known_policy(policy)) {
+    throw ConfigError(fmt::format("queue '{}': unknown pg-boss policy '{}'", name, policy));
+  }
+  if (options.contains("deadLetter")) validate_queue_name(options["deadLetter"].get<std::string>());
+  with_connection(pool_, [&](pqxx::connection& c) {
+    pqxx::work tx(c);
+    begin_locked(tx, schema_, "create-queue");
+    tx.exec_params(sql::create_queue(schema_), name, options.dump());
+    tx.commit();
+    return 0;
+  });
+  invalidate(name);
+}
+
+QueueInfo PgBossClient::queue(const std::string& name) {
+  const auto now = std::chrono::steady_clock::now();
+  {
+    std::lock_guard lock(cache_mutex_);
+    if (auto it = cache_.find(name); it != cache_.end() && now - it->second.second < refresh_)
+      return it->second.first;
+  }
+  const pqxx::result r = with_connection(pool_, [&](pqxx::connection& c) {
+    pqxx::nontransaction tx(c);
+    return tx.exec_params(sql::get_queues(schema_), text_array({name}));
+  });
+  YW_CHECK(!r.empty(), "pg-boss queue '{}' does not exist in schema '{}'", name, schema_);
+  const auto& row = r[0];
+  QueueInfo info;
+  info.name = row["name"].as<std::string>();
+  info.policy = row["policy"].as<std::string>();
+  info.table_name = row["table_name"].as<std::string>();
+  info.notify = row["notify"].as<bool>();
+  info.retry_limit = row["retry_limit"].as<int>();
+  info.retry_delay = row["retry_delay"].as<int>();
+  info.retry_backoff = row["retry_backoff"].as<bool>();
+  info.retry_delay_max = opt_int(row["retry_delay_max"]);
+  info.expire_seconds = row["expire_seconds"].as<int>();
+  info.retention_seconds = row["retention_seconds"].as<int>();
+  info.deletion_seconds = row["deletion_seconds"].as<int>();
+  info.dead_letter = opt_text(row["dead_letter"]);
+  info.heartbeat_seconds = opt_int(row["heartbeat_seconds"]);
+  info.partition = row["partition"].as<bool>();
+  validate_table_name(info.table_name);
+  if (!known_policy(info.policy)) {
+    throw ConfigError(fmt::format("queue '{}': policy '{}' is not implemented by this worker", name,
+                                  info.policy));
+  }
+  std::lock_guard lock(cache_mutex_);
+  cache_[name] = {info, now};
+  return info;
+}
+
+void PgBossClient::invalidate(const std::string& name) {
+  std::lock_guard lock(cache_mutex_);
+  cache_.erase(name);
+}
+
+std::optional<std::string> PgBossClient::send(const std::string& queue, const SendJob& job) {
+  auto ids = send_many(queue, {job});
+  if (ids.empty()) return std::nullopt;
+  return ids.front();
+}
+
+std::vector<std::string> PgBossClient::send_many(const std::string& queue,
+                                                 const std::vector<SendJob>& jobs) {
+  if (jobs.empty()) return {};
+  const QueueInfo info = this->queue(queue);
+  try {
+    return with_connection(pool_, [&](pqxx::connection& c) {
+      pqxx::nontransaction tx(c);
+      return insert_with(tx, schema_, info, jobs);
+    });
+  } catch (const pqxx::sql_error& e) {
+    // A moved table (42P01) or a partition CHECK (23514) means our cached row is stale.
+    if (e.sqlstate() == "42P01" || e.sqlstate() == "23514") invalidate(queue);
+    throw;
+  }
+}
+
+std::vector<Job> PgBossClient::fetch(const std::string& queue, int limit) {
+  if (limit <= 0) return {};
+  const QueueInfo info = this->queue(queue);
+  pqxx::result r;
+  try {
+    r = with_connection(pool_, [&](pqxx::connection& c) {
+      pqxx::nontransaction tx(c);
+      return tx.exec_params(sql::fetch_next_job(schema_, info.table_name, info.policy, limit > 1),
+                            queue, limit);
+    });
+  } catch (const pqxx::sql_error& e) {
+    if (e.sqlstate() == "23505") return {};
+    if (e.sqlstate() == "42P01" || e.sqlstate() == "23514") invalidate(queue);
+    throw;
+  }
+  std::vector<Job> jobs;
+  jobs.reserve(r.size());
+  for (const auto& row : r) {
+    Job j;
+    j.queue = queue;
+    j.id = row[0].as<std::string>();
+    if (!row[1].is_null()) j.data = json::parse(row[1].c_str());
+    j.retry_count = row[2].as<int>();
+    j.expire_seconds = row[3].as<int>();
+    j.heartbeat_seconds = opt_int(row[4]);
+    j.group_id = opt_text(row[5]);
+    j.group_tier = opt_text(row[6]);
+    jobs.push_back(std::move(j));
+  }
+  return jobs;
+}
+
+std::vector<std::string> PgBossClient::settle(const std::string& queue,
+                                              const std::vector<Settle>& jobs, int kind) {
+  if (jobs.empty()) return {};
+  const QueueInfo info = this->queue(queue);
+  std::vector<std::string> ids, pairs;
+  json outputs = json::object();
+  for (const auto& j : jobs) {
+    ids.push_back(j.id);
+    pairs.push_back(fmt::format("{}:{}", j.id, j.retry_count));
+    outputs[j.id] = j.output;
+  }
+  const std::string statement =
+      kind == kComplete ? sql::complete_jobs(schema_, info.table_name)
+                        : sql::fail_jobs(schema_, info.table_name, kind == kFailTerminal);
+  try {
+    return with_connection(pool_, [&](pqxx::connection& c) {
+      pqxx::nontransaction tx(c);
+      return ids_of(
+          tx.exec_params(statement, queue, uuid_array(ids), text_array(pairs), outputs.dump()));
+    });
+  } catch (const pqxx::sql_error& e) {
+    if (e.sqlstate() == "42P01" || e.sqlstate() == "23514") invalidate(queue);
+    throw;
+  }
+}
+
+std::vector<std::string> PgBossClient::complete(const std::string& queue,
+                                                const std::vector<Settle>& jobs) {
+  return settle(queue, jobs, kComplete);
+}
+
+std::vector<std::string> PgBossClient::fail(const std::string& queue,
+                                            const std::vector<Settle>& jobs, bool terminal) {
+  return settle(queue, jobs, terminal ? kFailTerminal : kFail);
+}
+
+bool PgBossClient::complete_with_children(const std::string& queue, const Settle& job,
+                                          const ChildJobs& children,
+                                          std::vector<std::optional<std::string>>* child_ids) {
+  const QueueInfo info = this->queue(queue);
+  std::vector<QueueInfo> child_infos;
+  for (const auto& [q, _] : children)
+    child_infos.push_back(this->queue(q));
+  return with_connection(pool_, [&](pqxx::connection& c) {
+    pqxx::work tx(c);
+    const json outputs = {{job.id, job.output}};
+    const auto done =
+        tx.exec_params(sql::complete_jobs(schema_, info.table_name), queue, uuid_array({job.id}),
+                       text_array({fmt::format("{}:{}", job.id, job.retry_count)}), outputs.dump());
+    if (done.empty()) {
+      tx.abort();
+      return false;
+    }
+    std::vector<std::optional<std::string>> sent;
+    for (std::size_t i = 0; i < children.size(); ++i) {
+      auto ids = insert_with(tx, schema_, child_infos[i], {children[i].second});
+      sent.push_back(ids.empty() ? std::nullopt : std::optional<std::string>(ids.front()));
+    }
+    tx.commit();
+    if (child_ids != nullptr) *child_ids = std::move(sent);
+    return true;
+  });
+}
+
+std::vector<std::string> PgBossClient::touch(
+    const std::string& queue, const std::vector<std::pair<std::string, int>>& attempts) {
+  if (attempts.empty()) return {};
+  const QueueInfo info = this->queue(queue);
+  std::vector<std::string> ids, pairs;
+  for (const auto& [id, retry] : attempts) {
+    ids.push_back(id);
+    pairs.push_back(fmt::format("{}:{}", id, retry));
+  }
+  return with_connection(pool_, [&](pqxx::connection& c) {
+    pqxx::nontransaction tx(c);
+    return ids_of(tx.exec_params(sql::touch_jobs(schema_, info.table_name), queue, uuid_array(ids),
+                                 text_array(pairs)));
+  });
+}
+
+int PgBossClient::expire_sweep(const std::vector<std::string>& queues) {
+  constexpr int kBatch = 1000;
+  std::map<std::string, std::vector<std::string>> by_table;
+  for (const auto& q : queues)
+    by_table[this->queue(q).table_name].push_back(q);
+  int failed = 0;
+  for (const auto& [table, names] : by_table) {
+    for (const bool heartbeat : {false, true}) {
+      const std::string statement = heartbeat ? sql::fail_jobs_by_heartbeat(schema_, table)
+                                              : sql::fail_jobs_by_timeout(schema_, table);
+      const std::string lock = table + (heartbeat ? "failJobsByHeartbeat" : "failJobsByTimeout");
+      while (true) {
+        const int picked = with_connection(pool_, [&](pqxx::connection& c) {
+          pqxx::work tx(c);
+          begin_locked(tx, schema_, lock);
+          const int n = tx.exec_params1(statement, text_array(names), kBatch)[0].as<int>();
+          tx.commit();
+          return n;
+        });
+        failed += picked;
+        if (picked < kBatch) break;
+      }
+    }
+  }
+  return failed;
+}
+
+int PgBossClient::deletion_sweep(const std::vector<std::string>& queues,
+                                 std::chrono::seconds interval) {
+  constexpr int kBatch = 10'000;
+  const auto claimed = with_connection(pool_, [&](pqxx::connection& c) {
+    pqxx::nontransaction tx(c);
+    return ids_of(tx.exec_params(sql::try_set_queue_deletion_time(schema_), text_array(queues),
+                                 static_cast<long long>(interval.count())));
+  });
+  int deleted = 0;
+  for (const auto& q : claimed) {
+    const QueueInfo info = this->queue(q);
+    std::string cursor;
+    do {
+      with_connection(pool_, [&](pqxx::connection& c) {
+        pqxx::work tx(c);
+        begin_locked(tx, schema_, info.table_name + "deletion");
+        const auto row =
+            tx.exec_params1(sql::deletion_batch(schema_, info.table_name), q, cursor, kBatch);
+        tx.commit();
+        cursor = row[0].is_null() ? std::string() : row[0].as<std::string>();
+        deleted += row[1].as<int>();
+        return 0;
+      });
+    } while (!cursor.empty());
+  }
+  return deleted;
+}
+
+std::string PgBossClient::notify_channel() {
+  return with_connection(pool_, [&](pqxx::connection& c) {
+    pqxx::nontransaction tx(c);
+    return tx.exec1(sql::notify_channel(schema_))[0].as<std::string>();
+  });
+}
+
+json PgBossClient::get_job(const std::string& queue, const std::string& id) {
+  const QueueInfo info = this->queue(queue);
+  return with_connection(pool_, [&](pqxx::connection& c) {
+    pqxx::nontransaction tx(c);
+    const auto r = tx.exec_params(sql::get_job_by_id(schema_, info.table_name), queue, id);
+    return r.empty() ? json() : json::parse(r[0][0].c_str());
+  });
+}
+
+}  // namespace yw::queue

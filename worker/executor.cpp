@@ -1,0 +1,654 @@
+#include "yw/worker/executor.hpp"
+
+#include <algorithm>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <set>
+#include <stop_token>
+#include <thread>
+
+#include <pqxx/pqxx>
+
+#include "yw/common/error.hpp"
+#include "yw/common/log.hpp"
+#include "yw/queue/listener.hpp"
+
+namespace yw::worker {
+namespace {
+
+using SteadyTime = std::chrono::steady_clock;
+using nlohmann::json;
+using std::chrono::milliseconds;
+
+// One attempt being handled here.
+struct Running {
+  queue::Job job;
+  SteadyTime::time_point started;
+  SteadyTime::time_point last_touch;
+  std::stop_source stop;
+  // Set once by whoever settles the attempt first: the handler's own outcome, the in-process
+  // expiry, a lost heartbeat claim or the shutdown fail-back. The others then leave it alone.
+  std::atomic<bool> settled{false};
+  std::atomic<bool> touch_requested{false};
+};
+
+struct Outcome {
+  enum class Kind { complete, fail, fail_terminal } kind = Kind::complete;
+  queue::Settle settle;
+  queue::ChildJobs children;
+  bool releases_slot = true;  // false when the handler thread still occupies the slot
+};
+
+struct QueueLoop {
+  std::string name;
+  int concurrency = 1;
+  const HandlerFn* handler = nullptr;
+  std::mutex m;
+  std::condition_variable fetch_cv;
+  std::condition_variable work_cv;
+  std::condition_variable settle_cv;
+  std::deque<queue::Job> pending;
+  std::deque<Outcome> outcomes;
+  int in_flight = 0;
+  bool wake = false;
+  int workers_alive = 0;
+  std::vector<std::thread> workers;
+  std::thread fetcher;
+  std::thread settler;
+};
+
+std::string record_id_of(const json& data) {
+  if (!data.is_object()) return {};
+  const auto it = data.find("record_id");
+  if (it == data.end()) return {};
+  return it->is_string() ? it->get<std::string>() : it->dump();
+}
+
+json exception_output(const std::exception& e) {
+  std::string name = "Error";
+  if (dynamic_cast<const InputError*>(&e) != nullptr) {
+    name = "InputError";
+  } else if (dynamic_cast<const pqxx::sql_error*>(&e) != nullptr) {
+    name = "DatabaseError";
+  }
+  return queue::error_output(name, e.what(), error_stack(e));
+}
+
+// Sleeps up to `d`, returning early when `stop` turns true.
+void interruptible_sleep(const std::atomic<bool>& stop, milliseconds d) {
+  const auto until = SteadyTime::now() + d;
+  while (!stop.load() && SteadyTime::now() < until)
+    std::this_thread::sleep_for(std::min(milliseconds(50), d));
+}
+
+}  // namespace
+
+ExecutorOptions ExecutorOptions::from_config(const WorkerConfig& config) {
+  ExecutorOptions o;
+  o.queues = config.queues;
+  o.concurrency = config.concurrency;
+  o.queue_concurrency = config.queue_concurrency;
+  o.config = &config;
+  return o;
+}
+
+struct Executor::Impl {
+  Impl(queue::PgBossClient& c, const HandlerRegistry& r, ExecutorOptions o)
+      : client(c), registry(r), opt(std::move(o)) {}
+
+  queue::PgBossClient& client;
+  const HandlerRegistry& registry;
+  ExecutorOptions opt;
+  std::vector<std::unique_ptr<QueueLoop>> loops;
+  std::vector<std::string> sweep_queues;  // worked queues and their dead-letter queues
+
+  std::atomic<bool> fetching{true};
+  std::atomic<bool> workers_stop{false};
+  std::atomic<bool> settlers_stop{false};
+  std::atomic<bool> background_stop{false};
+  SteadyTime::time_point settle_deadline = SteadyTime::time_point::max();
+  std::mutex deadline_m;
+
+  std::mutex running_m;
+  std::map<std::string, std::shared_ptr<Running>> running;
+
+  std::thread monitor;
+  std::thread sweeper;
+  std::unique_ptr<queue::Listener> listener;
+
+  std::atomic<std::uint64_t> fetched{0}, completed{0}, failed{0}, dead{0}, lost{0}, expired{0},
+      swept{0};
+
+  QueueLoop* loop_of(const std::string& name) {
+    for (auto& l : loops)
+      if (l->name == name) return l.get();
+    return nullptr;
+  }
+
+  void wake(const std::string& name) {
+    for (auto& l : loops) {
+      if (name.empty() || l->name == name) {
+        std::lock_guard lock(l->m);
+        l->wake = true;
+        l->fetch_cv.notify_all();
+      }
+    }
+  }
+
+  void push_outcome(QueueLoop& loop, Outcome o) {
+    std::lock_guard lock(loop.m);
+    loop.outcomes.push_back(std::move(o));
+    loop.settle_cv.notify_one();
+  }
+
+  void release_slots(QueueLoop& loop, int n) {
+    if (n == 0) return;
+    std::lock_guard lock(loop.m);
+    loop.in_flight -= n;
+    loop.fetch_cv.notify_all();
+  }
+
+  void fetch_loop(QueueLoop& loop) {
+    milliseconds backoff(100);
+    while (fetching) {
+      int want = 0;
+      {
+        std::unique_lock lock(loop.m);
+        loop.fetch_cv.wait(lock, [&] { return !fetching || loop.in_flight < loop.concurrency; });
+        if (!fetching) break;
+        want = std::min(loop.concurrency - loop.in_flight, opt.max_batch);
+        loop.wake = false;
+      }
+      std::vector<queue::Job> jobs;
+      try {
+        jobs = client.fetch(loop.name, want);
+        backoff = milliseconds(100);
+      } catch (const std::exception& e) {
+        log(LogLevel::warn, "executor", "fetch failed; retrying",
+            {field("queue", loop.name), field("error", e.what()),
+             field("backoff_ms", backoff.count())});
+        interruptible_sleep(background_stop, backoff);
+        backoff = std::min(backoff * 2, milliseconds(5000));
+        continue;
+      }
+      const bool full = static_cast<int>(jobs.size()) == want;
+      if (!jobs.empty()) {
+        fetched += jobs.size();
+        std::lock_guard lock(loop.m);
+        loop.in_flight += static_cast<int>(jobs.size());
+        for (auto& j : jobs)
+          loop.pending.push_back(std::move(j));
+        loop.work_cv.notify_all();
+      }
+      if (full) continue;
+      std::unique_lock lock(loop.m);
+      loop.fetch_cv.wait_for(lock, opt.poll_interval, [&] { return !fetching || loop.wake; });
+    }
+  }
+
+  void worker_loop(QueueLoop& loop) {
+    while (true) {
+      queue::Job job;
+      {
+        std::unique_lock lock(loop.m);
+        loop.work_cv.wait(lock, [&] { return workers_stop || !loop.pending.empty(); });
+        if (loop.pending.empty()) break;
+        job = std::move(loop.pending.front());
+        loop.pending.pop_front();
+      }
+      run_job(loop, std::move(job));
+    }
+    std::lock_guard lock(loop.m);
+    --loop.workers_alive;
+    loop.work_cv.notify_all();
+  }
+
+  void run_job(QueueLoop& loop, queue::Job job) {
+    auto r = std::make_shared<Running>();
+    r->job = job;
+    r->started = r->last_touch = SteadyTime::now();
+    {
+      std::lock_guard lock(running_m);
+      running[job.id] = r;
+    }
+    const std::string record_id = record_id_of(job.data);
+    log(LogLevel::info, "executor", "job started",
+        {field("queue", job.queue), field("job_id", job.id), field("record_id", record_id),
+         field("retry_count", job.retry_count)});
+    std::vector<JobContext::ChildJob> children;
+    JobContext ctx;
+    ctx.queue = job.queue;
+    ctx.id = job.id;
+    ctx.retry_count = job.retry_count;
+    ctx.stop = r->stop.get_token();
+    ctx.config = opt.config;
+    ctx.device = opt.device;
+    ctx.heartbeat = [r] { r->touch_requested = true; };
+    ctx.children = &children;
+
+    Outcome o;
+    o.settle.id = job.id;
+    o.settle.retry_count = job.retry_count;
+    std::string error;
+    try {
+      o.settle.output = queue::stored_output((*loop.handler)(job.data, ctx));
+      o.kind = Outcome::Kind::complete;
+      for (auto& c : children)
+        o.children.emplace_back(c.queue, queue::SendJob{std::move(c.data), std::move(c.options)});
+    } catch (const InputError& e) {
+      o.kind = Outcome::Kind::fail_terminal;
+      o.settle.output = exception_output(e);
+      error = e.what();
+    } catch (const std::exception& e) {
+      o.kind = Outcome::Kind::fail;
+      o.settle.output = exception_output(e);
+      error = e.what();
+    } catch (...) {
+      o.kind = Outcome::Kind::fail;
+      o.settle.output = queue::error_output("Error", "unknown exception", "Error: unknown");
+      error = "unknown exception";
+    }
+    const auto ms =
+        std::chrono::duration_cast<milliseconds>(SteadyTime::now() - r->started).count();
+    {
+      std::lock_guard lock(running_m);
+      running.erase(job.id);
+    }
+    if (r->settled.exchange(true)) {
+      // Expired, failed back or claim lost: the attempt is settled already; drop this result.
+      log(LogLevel::warn, "executor", "job result discarded: its attempt was already settled",
+          {field("queue", job.queue), field("job_id", job.id), field("ms", ms)});
+      release_slots(loop, 1);
+      return;
+    }
+    if (o.kind == Outcome::Kind::complete) {
+      log(LogLevel::info, "executor", "job completed",
+          {field("queue", job.queue), field("job_id", job.id), field("record_id", record_id),
+           field("ms", ms)});
+    } else {
+      log(LogLevel::warn, "executor",
+          o.kind == Outcome::Kind::fail_terminal ? "job failed (terminal)" : "job failed",
+          {field("queue", job.queue), field("job_id", job.id), field("record_id", record_id),
+           field("ms", ms), field("error", error)});
+    }
+    push_outcome(loop, std::move(o));
+  }
+
+  // Runs `fn` until it succeeds, retrying connection losses with backoff; false when it gave up
+  // (a non-connection error, or the shutdown settle deadline passed).
+  template <typename Fn>
+  bool with_retry(const std::string& what, const std::string& queue_name, Fn&& fn) {
+    milliseconds backoff(100);
+    while (true) {
+      try {
+        fn();
+        return true;
+      } catch (const std::exception& e) {
+        const bool connection = queue::is_connection_error(e);
+        SteadyTime::time_point deadline;
+        {
+          std::lock_guard lock(deadline_m);
+          deadline = settle_deadline;
+        }
+        if (!connection || SteadyTime::now() > deadline) {
+          log(LogLevel::error, "executor", what + " failed",
+              {field("queue", queue_name), field("error", e.what())});
+          return false;
+        }
+        log(LogLevel::warn, "executor", what + " failed; retrying",
+            {field("queue", queue_name), field("error", e.what()),
+             field("backoff_ms", backoff.count())});
+        std::this_thread::sleep_for(backoff);
+        backoff = std::min(backoff * 2, milliseconds(5000));
+      }
+    }
+  }
+
+  void report_lost(const std::string& queue_name, const std::vector<queue::Settle>& asked,
+                   const std::vector<std::string>& done, std::string_view what) {
+    if (done.size() == asked.size()) return;
+    const std::set<std::string> ok(done.begin(), done.end());
+    for (const auto& s : asked) {
+      if (ok.count(s.id) != 0) continue;
+      ++lost;
+      log(LogLevel::warn, "executor", fmt::format("{} changed nothing: claim lost", what),
+          {field("queue", queue_name), field("job_id", s.id), field("retry_count", s.retry_count)});
+    }
+  }
+
+  void settle_batch(QueueLoop& loop, std::deque<Outcome>& batch) {
+    std::vector<queue::Settle> completes, fails, terminals;
+    for (auto& o : batch) {
+      if (o.kind == Outcome::Kind::complete && o.children.empty()) {
+        completes.push_back(o.settle);
+      } else if (o.kind == Outcome::Kind::complete) {
+        settle_with_children(loop, o);
+      } else if (o.kind == Outcome::Kind::fail) {
+        fails.push_back(o.settle);
+      } else {
+        terminals.push_back(o.settle);
+      }
+    }
+    if (!completes.empty()) {
+      std::vector<std::string> done;
+      if (with_retry("complete", loop.name,
+                     [&] { done = client.complete(loop.name, completes); })) {
+        completed += done.size();
+        report_lost(loop.name, completes, done, "complete");
+      }
+    }
+    for (const bool terminal : {false, true}) {
+      auto& list = terminal ? terminals : fails;
+      if (list.empty()) continue;
+      std::vector<std::string> done;
+      if (with_retry("fail", loop.name, [&] { done = client.fail(loop.name, list, terminal); })) {
+        (terminal ? dead : failed) += done.size();
+        report_lost(loop.name, list, done, "fail");
+      }
+    }
+  }
+
+  void settle_with_children(QueueLoop& loop, Outcome& o) {
+    bool ok = false;
+    std::string error;
+    json error_out;
+    bool input_error = false;
+    const bool ran = with_retry("complete with children", loop.name, [&] {
+      try {
+        ok = client.complete_with_children(loop.name, o.settle, o.children);
+      } catch (const std::exception& e) {
+        if (queue::is_connection_error(e)) throw;
+        // A child that cannot be sent (bad options, missing queue) fails the parent instead.
+        error = e.what();
+        error_out = exception_output(e);
+        input_error = dynamic_cast<const InputError*>(&e) != nullptr;
+      }
+    });
+    if (!ran) return;
+    if (!error.empty()) {
+      log(LogLevel::warn, "executor", "child jobs could not be sent; failing the job",
+          {field("queue", loop.name), field("job_id", o.settle.id), field("error", error)});
+      queue::Settle s = o.settle;
+      s.output = error_out;
+      std::vector<std::string> done;
+      if (with_retry("fail", loop.name, [&] { done = client.fail(loop.name, {s}, input_error); })) {
+        (input_error ? dead : failed) += done.size();
+        report_lost(loop.name, {s}, done, "fail");
+      }
+      return;
+    }
+    if (ok) {
+      ++completed;
+    } else {
+      report_lost(loop.name, {o.settle}, {}, "complete");
+    }
+  }
+
+  void settle_loop(QueueLoop& loop) {
+    while (true) {
+      std::deque<Outcome> batch;
+      {
+        std::unique_lock lock(loop.m);
+        loop.settle_cv.wait(lock, [&] { return settlers_stop || !loop.outcomes.empty(); });
+        if (loop.outcomes.empty()) break;
+        batch.swap(loop.outcomes);
+      }
+      settle_batch(loop, batch);
+      const int release = static_cast<int>(std::count_if(
+          batch.begin(), batch.end(), [](const Outcome& o) { return o.releases_slot; }));
+      release_slots(loop, release);
+    }
+  }
+
+  // In-process expiry and heartbeats (protocol §7, §14.4).
+  void monitor_loop() {
+    while (!background_stop) {
+      interruptible_sleep(background_stop, milliseconds(200));
+      const auto now = SteadyTime::now();
+      std::map<std::string, std::vector<std::shared_ptr<Running>>> to_touch;
+      std::vector<std::shared_ptr<Running>> to_expire;
+      {
+        std::lock_guard lock(running_m);
+        for (auto& [id, r] : running) {
+          if (r->settled) continue;
+          const auto limit = std::chrono::seconds(std::max(1, r->job.expire_seconds));
+          if (now - r->started >= limit) {
+            to_expire.push_back(r);
+          } else if (r->job.heartbeat_seconds &&
+                     (now - r->last_touch >= milliseconds(*r->job.heartbeat_seconds * 500) ||
+                      r->touch_requested.exchange(false))) {
+            to_touch[r->job.queue].push_back(r);
+          }
+        }
+      }
+      for (auto& r : to_expire) {
+        if (r->settled.exchange(true)) continue;
+        r->stop.request_stop();
+        ++expired;
+        const std::string message =
+            fmt::format("handler execution exceeded {}s", std::max(1, r->job.expire_seconds));
+        log(LogLevel::warn, "executor", "job expired in process",
+            {field("queue", r->job.queue), field("job_id", r->job.id),
+             field("expire_seconds", r->job.expire_seconds)});
+        Outcome o;
+        o.kind = Outcome::Kind::fail;
+        o.settle = {r->job.id, r->job.retry_count,
+                    queue::error_output("Error", message, "Error: " + message)};
+        o.releases_slot = false;
+        if (QueueLoop* loop = loop_of(r->job.queue)) push_outcome(*loop, std::move(o));
+      }
+      for (auto& [queue_name, list] : to_touch) {
+        std::vector<std::pair<std::string, int>> attempts;
+        for (auto& r : list)
+          attempts.emplace_back(r->job.id, r->job.retry_count);
+        std::vector<std::string> alive;
+        try {
+          alive = client.touch(queue_name, attempts);
+        } catch (const std::exception& e) {
+          log(LogLevel::warn, "executor", "heartbeat failed",
+              {field("queue", queue_name), field("error", e.what())});
+          continue;
+        }
+        const std::set<std::string> ok(alive.begin(), alive.end());
+        for (auto& r : list) {
+          if (ok.count(r->job.id) != 0) {
+            r->last_touch = now;
+          } else if (!r->settled.exchange(true)) {
+            r->stop.request_stop();
+            ++lost;
+            log(LogLevel::warn, "executor", "heartbeat found the claim lost; stopping the job",
+                {field("queue", queue_name), field("job_id", r->job.id)});
+          }
+        }
+      }
+    }
+  }
+
+  // The supervisor's sweeps (protocol §10) for when no Node process supervises.
+  void sweep_loop() {
+    while (!background_stop) {
+      try {
+        const int n = client.expire_sweep(opt.queues);
+        swept += n;
+        if (n > 0)
+          log(LogLevel::info, "executor", "expiry sweep failed overdue jobs", {field("jobs", n)});
+        if (opt.deletion_interval.count() > 0) {
+          const int d = client.deletion_sweep(sweep_queues, opt.deletion_interval);
+          if (d > 0)
+            log(LogLevel::info, "executor", "deletion sweep removed jobs", {field("jobs", d)});
+        }
+      } catch (const std::exception& e) {
+        log(LogLevel::warn, "executor", "sweep failed", {field("error", e.what())});
+      }
+      interruptible_sleep(background_stop, opt.sweep_interval);
+    }
+  }
+};
+
+Executor::Executor(queue::PgBossClient& client, const HandlerRegistry& registry,
+                   ExecutorOptions options)
+    : impl_(std::make_unique<Impl>(client, registry, std::move(options))) {
+  queues_ = impl_->opt.queues.empty() ? registry.queues() : impl_->opt.queues;
+  impl_->opt.queues = queues_;
+}
+
+Executor::~Executor() {
+  if (impl_) {
+    stop_fetching();
+    join(milliseconds(0));
+  }
+}
+
+void Executor::start() {
+  Impl& s = *impl_;
+  for (const auto& q : queues_) {
+    const HandlerFn* handler = s.registry.find(q);
+    if (handler == nullptr) throw ConfigError(fmt::format("queue '{}': no handler registered", q));
+    const std::string dead = q + "__dead";
+    if (s.opt.create_queues) {
+      s.client.create_queue(dead, {{"policy", "standard"}});
+      json options = {{"policy", "standard"}, {"deadLetter", dead}};
+      if (auto it = s.opt.queue_options.find(q); it != s.opt.queue_options.end())
+        options.update(it->second);
+      s.client.create_queue(q, options);
+    }
+    s.client.queue(q);  // exists, policy supported
+    auto loop = std::make_unique<QueueLoop>();
+    loop->name = q;
+    loop->handler = handler;
+    auto it = s.opt.queue_concurrency.find(q);
+    loop->concurrency =
+        std::max(1, it != s.opt.queue_concurrency.end() ? it->second : s.opt.concurrency);
+    s.loops.push_back(std::move(loop));
+    s.sweep_queues.push_back(q);
+    s.sweep_queues.push_back(dead);
+  }
+  for (auto& l : s.loops) {
+    QueueLoop& loop = *l;
+    loop.workers_alive = loop.concurrency;
+    for (int i = 0; i < loop.concurrency; ++i)
+      loop.workers.emplace_back([&s, &loop] { s.worker_loop(loop); });
+    loop.settler = std::thread([&s, &loop] { s.settle_loop(loop); });
+    loop.fetcher = std::thread([&s, &loop] { s.fetch_loop(loop); });
+  }
+  s.monitor = std::thread([&s] { s.monitor_loop(); });
+  if (s.opt.sweep_interval.count() > 0) s.sweeper = std::thread([&s] { s.sweep_loop(); });
+  if (s.opt.listen) {
+    const std::string url =
+        s.opt.listen_url.empty() ? s.client.pool().config().url : s.opt.listen_url;
+    s.listener = std::make_unique<queue::Listener>(url, s.client.notify_channel(),
+                                                   [&s](const std::string& q) { s.wake(q); });
+  }
+}
+
+void Executor::stop_fetching() {
+  Impl& s = *impl_;
+  s.fetching = false;
+  for (auto& l : s.loops) {
+    std::lock_guard lock(l->m);
+    l->fetch_cv.notify_all();
+  }
+}
+
+int Executor::in_flight() const {
+  int n = 0;
+  if (!impl_) return 0;
+  for (auto& l : impl_->loops) {
+    std::lock_guard lock(l->m);
+    n += l->in_flight;
+  }
+  return n;
+}
+
+int Executor::fail_back_running() {
+  Impl& s = *impl_;
+  int n = 0;
+  const auto fail_back = [&](QueueLoop& loop, const queue::Job& job, bool releases) {
+    Outcome o;
+    o.kind = Outcome::Kind::fail;
+    o.settle = {job.id, job.retry_count,
+                queue::error_output("Error", "yesod-worker shut down while active",
+                                    "Error: yesod-worker shut down while active")};
+    o.releases_slot = releases;
+    s.push_outcome(loop, std::move(o));
+    ++n;
+  };
+  for (auto& l : s.loops) {
+    std::deque<queue::Job> pending;
+    {
+      std::lock_guard lock(l->m);
+      pending.swap(l->pending);
+    }
+    for (auto& j : pending)
+      fail_back(*l, j, true);
+  }
+  std::vector<std::shared_ptr<Running>> running;
+  {
+    std::lock_guard lock(s.running_m);
+    for (auto& [id, r] : s.running)
+      running.push_back(r);
+  }
+  for (auto& r : running) {
+    if (r->settled.exchange(true)) continue;
+    r->stop.request_stop();
+    if (QueueLoop* loop = s.loop_of(r->job.queue)) fail_back(*loop, r->job, false);
+  }
+  if (n > 0)
+    log(LogLevel::warn, "executor", "failed back running jobs as retryable", {field("jobs", n)});
+  return n;
+}
+
+bool Executor::join(milliseconds grace) {
+  Impl& s = *impl_;
+  stop_fetching();
+  for (auto& l : s.loops)
+    if (l->fetcher.joinable()) l->fetcher.join();
+  s.workers_stop = true;
+  bool all_returned = true;
+  const auto until = SteadyTime::now() + grace;
+  for (auto& l : s.loops) {
+    std::unique_lock lock(l->m);
+    l->work_cv.notify_all();
+    if (!l->work_cv.wait_until(lock, until, [&] { return l->workers_alive == 0; }))
+      all_returned = false;
+  }
+  {
+    std::lock_guard lock(s.deadline_m);
+    s.settle_deadline = SteadyTime::now() + std::chrono::seconds(10);
+  }
+  s.settlers_stop = true;
+  for (auto& l : s.loops) {
+    {
+      std::lock_guard lock(l->m);
+      l->settle_cv.notify_all();
+    }
+    if (l->settler.joinable()) l->settler.join();
+  }
+  s.background_stop = true;
+  if (s.monitor.joinable()) s.monitor.join();
+  if (s.sweeper.joinable()) s.sweeper.join();
+  s.listener.reset();
+  if (all_returned) {
+    for (auto& l : s.loops)
+      for (auto& w : l->workers)
+        if (w.joinable()) w.join();
+    return true;
+  }
+  // Handlers that ignore ctx.stop keep their threads; they hold pointers into Impl, so it is kept
+  // alive (leaked) until the process exits.
+  log(LogLevel::warn, "executor", "handlers still running at exit; abandoning their threads");
+  for (auto& l : s.loops)
+    for (auto& w : l->workers)
+      if (w.joinable()) w.detach();
+  (void)impl_.release();
+  return false;
+}
+
+ExecutorStats Executor::stats() const {
+  if (!impl_) return {};
+  const Impl& s = *impl_;
+  return {s.fetched, s.completed, s.failed, s.dead, s.lost, s.expired, s.swept};
+}
+
+}  // namespace yw::worker
