@@ -210,9 +210,9 @@ std::string DatabaseUrl::masked() const {
     out += '@';
   }
   out += host;
-  if (!port.empty()) out += ":" + port;
-  if (!database.empty()) out += "/" + database;
-  if (!query.empty()) out += "?" + mask_secrets(query);
+  if (!port.empty()) out.append(":").append(port);
+  if (!database.empty()) out.append("/").append(database);
+  if (!query.empty()) out.append("?").append(mask_secrets(query));
   return out;
 }
 

@@ -113,6 +113,10 @@ struct SignalWatcher::Impl {
   std::thread thread;
 
   explicit Impl(ShutdownController& c) : controller(c) {
+    // A parent may have left these ignored (bash does for background jobs); an ignored signal
+    // is discarded even while blocked, so restore the default before blocking.
+    std::signal(SIGINT, SIG_DFL);
+    std::signal(SIGTERM, SIG_DFL);
     sigemptyset(&set);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);

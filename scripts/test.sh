@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# The test command (README, .ci/run): installs what is missing, builds both configurations (CUDA
+# compiled in when nvcc is present, and CPU-only), starts a throwaway PostgreSQL, runs every
+# test tier with ctest, and stops the server whatever happens. Exit status non-zero on any
+# failure. Safe to rerun: builds are incremental (ccache), the server is new each time.
+#
+# Environment: YW_JOBS (parallel jobs, default nproc), YW_CONFIGS ("cuda cpu" by default),
+# YW_TEST_LABELS (ctest -L regex, default every label), YW_BUILD_TYPE (Release).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+# shellcheck source=lib/deps.sh
+source scripts/lib/deps.sh
+# shellcheck source=lib/pg.sh
+source scripts/lib/pg.sh
+
+jobs=${YW_JOBS:-$(nproc)}
+build_type=${YW_BUILD_TYPE:-Release}
+started=$(date +%s)
+log() { printf '==> [%4ss] %s\n' "$(($(date +%s) - started))" "$*"; }
+
+log "dependencies"
+yw_install_deps
+yw_install_npm "$root"
+export PATH="$PATH:/usr/local/cuda/bin"
+
+configs=${YW_CONFIGS:-}
+if [ -z "$configs" ]; then
+  if command -v nvcc >/dev/null 2>&1; then configs="cuda cpu"; else
+    log "nvcc not found: building the CPU-only configuration alone"
+    configs="cpu"
+  fi
+fi
+
+for c in $configs; do
+  dir="build/test-$c"
+  cuda=OFF
+  [ "$c" = cuda ] && cuda=ON
+  log "configure + build: $c (YW_CUDA=$cuda, $build_type)"
+  cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE="$build_type" -DYW_CUDA=$cuda -DYW_WERROR=ON \
+    -DCMAKE_CUDA_ARCHITECTURES="80;90" >"$dir.configure.log" 2>&1 || { cat "$dir.configure.log"; exit 1; }
+  cmake --build "$dir" -j "$jobs"
+done
+
+pgdir=$(mktemp -d /tmp/yw-test-pg.XXXXXX)
+chmod 755 "$pgdir"
+cleanup() {
+  yw_pg_stop "$pgdir/pg" || true
+  rm -rf "$pgdir"
+}
+trap cleanup EXIT
+log "PostgreSQL (throwaway, $pgdir)"
+YW_PG_FSYNC=off yw_pg_start "$pgdir/pg"
+export TEST_DATABASE_URL="$YW_PG_URL"
+export PGBOSS_CLI="$root/scripts/pgboss/node_modules/.bin/pg-boss"
+
+passed=0
+failed=0
+status=0
+for c in $configs; do
+  dir="build/test-$c"
+  log "ctest: $c"
+  args=(--test-dir "$dir" --output-on-failure -j "$jobs" --no-tests=error)
+  [ -n "${YW_TEST_LABELS:-}" ] && args+=(-L "$YW_TEST_LABELS")
+  set +e
+  ctest "${args[@]}" 2>&1 | tee "$dir.ctest.log"
+  rc=${PIPESTATUS[0]}
+  set -e
+  summary=$(grep -E '^[0-9]+% tests passed' "$dir.ctest.log" | tail -n 1)
+  total=$(sed -E 's/.* out of ([0-9]+).*/\1/' <<<"$summary")
+  bad=$(sed -E 's/.*, ([0-9]+) tests? failed.*/\1/' <<<"$summary")
+  if [[ "$total" =~ ^[0-9]+$ && "$bad" =~ ^[0-9]+$ ]]; then
+    passed=$((passed + total - bad))
+    failed=$((failed + bad))
+  fi
+  [ "$rc" = 0 ] || status=1
+done
+
+log "done: configurations [$configs]"
+echo "tests: $passed passed, $failed failed"
+exit $status
