@@ -321,9 +321,15 @@ std::vector<Job> PgBossClient::fetch(const std::string& queue, int limit) {
     if (e.sqlstate() == "42P01" || e.sqlstate() == "23514") invalidate(queue);
     throw;
   }
+  // RETURNING yields rows in update order; hand them out in claim order (priority, then age).
+  std::vector<pqxx::row> rows(r.begin(), r.end());
+  std::stable_sort(rows.begin(), rows.end(), [](const pqxx::row& a, const pqxx::row& b) {
+    const int pa = a[7].as<int>(), pb = b[7].as<int>();
+    return pa != pb ? pa > pb : a[8].as<double>() < b[8].as<double>();
+  });
   std::vector<Job> jobs;
-  jobs.reserve(r.size());
-  for (const auto& row : r) {
+  jobs.reserve(rows.size());
+  for (const auto& row : rows) {
     Job j;
     j.queue = queue;
     j.id = row[0].as<std::string>();

@@ -212,7 +212,8 @@ std::string fetch_next_job(std::string_view s, std::string_view t, std::string_v
       "started_on = {s}.job_now(), heartbeat_on = {s}.job_now(), "
       "retry_count = CASE WHEN started_on IS NOT NULL THEN retry_count + 1 ELSE retry_count END "
       "WHERE name = $1 AND id = ANY(ARRAY({ids})) "
-      "RETURNING id, data, retry_count, expire_seconds, heartbeat_seconds, group_id, group_tier",
+      "RETURNING id, data, retry_count, expire_seconds, heartbeat_seconds, group_id, group_tier, "
+      "priority, extract(epoch FROM created_on)::float8",
       fmt::arg("heads", heads), fmt::arg("next", next), fmt::arg("ranking", ranking),
       fmt::arg("s", s), fmt::arg("t", t), fmt::arg("ids", ids));
 }

@@ -33,7 +33,8 @@ std::string insert_jobs(std::string_view schema, std::string_view table, bool no
 
 // plans.ts fetchNextJob (no group concurrency), with the claim matched by
 // id = ANY(ARRAY(SELECT …)) (protocol §14.2). $1 queue name, $2 limit. `policy` selects the
-// singleton/stately/key_strict_fifo rules; `batch` > 1 enables the one-per-key ranking.
+// singleton/stately/key_strict_fifo rules; `batch` > 1 enables the one-per-key ranking. Rows come
+// back in update order, with priority and created_on (epoch) last so the caller can order them.
 std::string fetch_next_job(std::string_view schema, std::string_view table, std::string_view policy,
                            bool batch);
 

@@ -7,9 +7,12 @@
 #include "yw/common/error.hpp"
 #include "yw/common/log.hpp"
 #include "yw/kernels/device.hpp"
+#include "yw/queue/client.hpp"
 #include "yw/queue/pool.hpp"
 #include "yw/queue/schema.hpp"
 #include "yw/worker/build_info.hpp"
+#include "yw/worker/executor.hpp"
+#include "yw/worker/handler.hpp"
 #include "yw/worker/shutdown.hpp"
 
 namespace yw::worker::cli {
@@ -54,16 +57,39 @@ int run_worker(const WorkerConfig& config) {
                     inventory.reason));
   }
 
+  // Per served queue a fetch and a settle connection, plus the monitor, the sweeper and the
+  // start-up checks; LISTEN has its own connection outside the pool.
   queue::ConnectionPool pool(
-      {.url = config.database_url->original, .max_size = static_cast<int>(queues.size()) + 2});
+      {.url = config.database_url->original, .max_size = 2 * static_cast<int>(queues.size()) + 3});
+  queue::PgBossClient client(pool, config.pgboss_schema);
   int version = 0;
   try {
-    auto conn = pool.acquire();
-    version = queue::check_schema_version(*conn, config.pgboss_schema);
-  } catch (const pqxx::broken_connection& e) {
+    version = client.check_version();
+  } catch (const ConfigError&) {
+    throw;
+  } catch (const std::exception& e) {
+    if (!queue::is_connection_error(e)) throw;
     throw Error(fmt::format("database: cannot connect to {}: {}", config.database_url->masked(),
                             mask_secrets(e.what())));
   }
+
+  // Queues whose handler has not landed in this build are named and skipped, not fatal.
+  HandlerRegistry registry;
+  register_all_handlers(registry);
+  std::vector<std::string> served;
+  for (const auto& q : queues) {
+    if (registry.find(q) != nullptr) {
+      served.push_back(q);
+    } else {
+      log(LogLevel::warn, "worker", "queue has no handler in this build; not served",
+          {field("queue", q)});
+    }
+  }
+  ExecutorOptions options = ExecutorOptions::from_config(config);
+  options.queues = served;
+  options.device = device;
+  Executor executor(client, registry, options);
+  if (!served.empty()) executor.start();
 
   const std::string device_text =
       device.is_cuda() ? fmt::format("{} {}", device.to_string(), inventory.describe(device.index))
@@ -73,19 +99,28 @@ int run_worker(const WorkerConfig& config) {
        field("torch_build", build_info().torch), field("device", device_text),
        field("database", config.database_url->masked()), field("schema", config.pgboss_schema),
        field("schema_version", version), field("queues", join(queues)),
-       field("concurrency", config.concurrency)});
+       field("served", join(served)), field("concurrency", config.concurrency)});
 
   ShutdownController shutdown(SteadyClock::instance(),
                               std::chrono::duration_cast<Clock::duration>(
                                   std::chrono::duration<double>(config.shutdown_timeout_s)));
   SignalWatcher signals(shutdown);
   while (true) {
-    // No executor is attached yet, so nothing is ever in flight.
-    const ShutdownPhase phase = shutdown.update(/*jobs_in_flight=*/0);
+    const ShutdownPhase phase = shutdown.update(executor.in_flight());
     if (phase == ShutdownPhase::stopped) break;
-    if (phase == ShutdownPhase::failing_back) shutdown.failed_back();
-    shutdown.wait_until(std::chrono::steady_clock::now() + std::chrono::milliseconds(200));
+    if (phase != ShutdownPhase::running) executor.stop_fetching();
+    if (phase == ShutdownPhase::failing_back) {
+      executor.fail_back_running();
+      shutdown.failed_back();
+    }
+    shutdown.wait_until(std::chrono::steady_clock::now() + std::chrono::milliseconds(100));
   }
+  // Failed-back handlers were asked to stop; give them a moment, then leave without them.
+  executor.join(std::chrono::seconds(2));
+  const ExecutorStats stats = executor.stats();
+  log(LogLevel::info, "worker", "executor stopped",
+      {field("completed", stats.completed), field("failed", stats.failed),
+       field("dead", stats.dead), field("lost_claims", stats.lost_claims)});
   log(LogLevel::info, "worker", "stopped cleanly");
   return kExitOk;
 }

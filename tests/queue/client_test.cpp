@@ -1,0 +1,368 @@
+// The pg-boss client against a real PostgreSQL whose schema the pinned pg-boss CLI installed
+// (label db). Each test gets its own schema.
+#include <pqxx/pqxx>
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <set>
+#include <thread>
+
+#include "support/pg_fixture.hpp"
+#include "yw/common/error.hpp"
+#include "yw/queue/client.hpp"
+#include "yw/queue/listener.hpp"
+
+namespace yw::queue {
+namespace {
+
+using nlohmann::json;
+
+class ClientTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (test::test_database_url().empty()) {
+      if (std::getenv("CI") != nullptr) FAIL() << "TEST_DATABASE_URL is not set";
+      GTEST_SKIP() << "TEST_DATABASE_URL is not set (scripts/test.sh starts a server)";
+    }
+    schema_ = std::make_unique<test::PgBossSchema>();
+    pool_ = std::make_unique<ConnectionPool>(PoolConfig{.url = schema_->url(), .max_size = 4});
+    client_ = std::make_unique<PgBossClient>(*pool_, schema_->name());
+  }
+
+  // One row of SQL, every column as text; `{s}` is replaced by the schema.
+  pqxx::row row(const std::string& sql) {
+    pqxx::connection c(schema_->url());
+    pqxx::nontransaction tx(c);
+    return tx.exec1(fmt::format(fmt::runtime(sql), fmt::arg("s", schema_->name())));
+  }
+  void exec(const std::string& sql) {
+    schema_->exec(fmt::format(fmt::runtime(sql), fmt::arg("s", schema_->name())));
+  }
+  json job(const std::string& q, const std::string& id) { return client_->get_job(q, id); }
+
+  std::unique_ptr<test::PgBossSchema> schema_;
+  std::unique_ptr<ConnectionPool> pool_;
+  std::unique_ptr<PgBossClient> client_;
+};
+
+TEST_F(ClientTest, CreateQueueIsIdempotentAndKeepsTheFirstOptions) {
+  client_->create_queue("q", {{"retryLimit", 5}});
+  client_->create_queue("q", {{"retryLimit", 9}});
+  const QueueInfo info = client_->queue("q");
+  EXPECT_EQ(info.policy, "standard");
+  EXPECT_EQ(info.retry_limit, 5);
+  EXPECT_EQ(info.table_name, "job_common");
+  EXPECT_THROW(client_->create_queue("bad name"), ConfigError);
+  EXPECT_THROW(client_->create_queue("q2", {{"policy", "lifo"}}), ConfigError);
+  EXPECT_THROW(client_->queue("missing"), Error);
+}
+
+TEST_F(ClientTest, SendTakesOptionsThenTheQueueRowThenDefaults) {
+  client_->create_queue("dlq");
+  client_->create_queue("q", {{"retryLimit", 4},
+                              {"retryDelay", 3},
+                              {"expireInSeconds", 60},
+                              {"retentionSeconds", 100},
+                              {"deadLetter", "dlq"},
+                              {"heartbeatSeconds", 30}});
+  const auto a = client_->send("q", {json{{"x", 1}}, json::object()});
+  ASSERT_TRUE(a);
+  json j = job("q", *a);
+  EXPECT_EQ(j["data"], json({{"x", 1}}));
+  EXPECT_EQ(j["retry_limit"], 4);
+  EXPECT_EQ(j["retry_delay"], 3);
+  EXPECT_EQ(j["expire_seconds"], 60);
+  EXPECT_EQ(j["dead_letter"], "dlq");
+  EXPECT_EQ(j["heartbeat_seconds"], 30);
+  EXPECT_EQ(j["policy"], "standard");
+  EXPECT_EQ(j["deletion_seconds"], 604800);
+  EXPECT_EQ(j["priority"], 0);
+  EXPECT_EQ(j["state"], "created");
+  EXPECT_EQ(row("SELECT round(extract(epoch FROM keep_until - start_after))::int FROM "
+                "{s}.job WHERE id = '" +
+                *a + "'")[0]
+                .as<int>(),
+            100);
+  const auto b = client_->send("q", {nullptr,
+                                     {{"retryLimit", 1},
+                                      {"priority", 7},
+                                      {"startAfter", 120},
+                                      {"singletonKey", "k"},
+                                      {"expireInSeconds", 5}}});
+  ASSERT_TRUE(b);
+  j = job("q", *b);
+  EXPECT_TRUE(j["data"].is_null());
+  EXPECT_EQ(j["retry_limit"], 1);
+  EXPECT_EQ(j["priority"], 7);
+  EXPECT_EQ(j["singleton_key"], "k");
+  EXPECT_EQ(j["expire_seconds"], 5);
+  const int delay = row("SELECT round(extract(epoch FROM start_after - created_on))::int FROM "
+                        "{s}.job WHERE id = '" +
+                        *b + "'")[0]
+                        .as<int>();
+  EXPECT_EQ(delay, 120);
+  const auto c = client_->send("q", {json{1}, {{"startAfter", "2030-01-02T03:04:05Z"}}});
+  ASSERT_TRUE(c);
+  EXPECT_EQ(row("SELECT to_char(start_after AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') FROM "
+                "{s}.job WHERE id = '" +
+                *c + "'")[0]
+                .as<std::string>(),
+            "2030-01-02 03:04:05");
+  EXPECT_THROW(client_->send("q", {json{}, {{"nope", 1}}}), InputError);
+  EXPECT_THROW(client_->send("q", {json{}, {{"priority", "high"}}}), InputError);
+}
+
+TEST_F(ClientTest, FetchOrdersByPriorityThenAgeAndSkipsDelayedJobs) {
+  client_->create_queue("q");
+  const auto low = client_->send("q", {json{{"n", "low"}}, json::object()});
+  const auto high = client_->send("q", {json{{"n", "high"}}, {{"priority", 5}}});
+  const auto later = client_->send("q", {json{{"n", "later"}}, {{"startAfter", 3600}}});
+  auto jobs = client_->fetch("q", 10);
+  ASSERT_EQ(jobs.size(), 2u);
+  EXPECT_EQ(jobs[0].id, *high);
+  EXPECT_EQ(jobs[1].id, *low);
+  EXPECT_EQ(jobs[0].retry_count, 0);
+  EXPECT_EQ(jobs[0].data["n"], "high");
+  EXPECT_EQ(job("q", *high)["state"], "active");
+  EXPECT_TRUE(client_->fetch("q", 10).empty());
+  (void)later;
+}
+
+TEST_F(ClientTest, ConcurrentFetchesNeverShareAJob) {
+  client_->create_queue("q");
+  std::vector<SendJob> batch(400, SendJob{json{{"v", 1}}, json::object()});
+  ASSERT_EQ(client_->send_many("q", batch).size(), 400u);
+  std::mutex m;
+  std::multiset<std::string> seen;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&] {
+      while (true) {
+        auto jobs = client_->fetch("q", 7);
+        if (jobs.empty()) break;
+        std::lock_guard lock(m);
+        for (auto& j : jobs)
+          seen.insert(j.id);
+      }
+    });
+  }
+  for (auto& t : threads)
+    t.join();
+  EXPECT_EQ(seen.size(), 400u);
+  EXPECT_EQ(std::set<std::string>(seen.begin(), seen.end()).size(), 400u);
+}
+
+TEST_F(ClientTest, CompleteStoresEachOutputAndIsFencedOnTheAttempt) {
+  client_->create_queue("q");
+  client_->send_many("q", {{json{1}, json::object()}, {json{2}, json::object()}});
+  auto jobs = client_->fetch("q", 2);
+  ASSERT_EQ(jobs.size(), 2u);
+  const auto done = client_->complete(
+      "q", {{jobs[0].id, 0, stored_output(json{{"a", 1}})}, {jobs[1].id, 0, stored_output(42)}});
+  EXPECT_EQ(done.size(), 2u);
+  EXPECT_EQ(job("q", jobs[0].id)["output"], json({{"a", 1}}));
+  EXPECT_EQ(job("q", jobs[1].id)["output"], json({{"value", 42}}));
+  EXPECT_EQ(job("q", jobs[1].id)["state"], "completed");
+  // A second settle of the same attempt changes nothing: the claim is gone.
+  EXPECT_TRUE(client_->complete("q", {{jobs[0].id, 0, json{{"b", 2}}}}).empty());
+  EXPECT_EQ(job("q", jobs[0].id)["output"], json({{"a", 1}}));
+  // A null output is stored as SQL NULL.
+  client_->send("q", {json{3}, json::object()});
+  auto third = client_->fetch("q", 1);
+  ASSERT_EQ(third.size(), 1u);
+  EXPECT_EQ(client_->complete("q", {{third[0].id, 0, stored_output(nullptr)}}).size(), 1u);
+  EXPECT_EQ(
+      row("SELECT output IS NULL FROM {s}.job WHERE id = '" + third[0].id + "'")[0].as<bool>(),
+      true);
+}
+
+TEST_F(ClientTest, AStaleAttemptCannotSettleTheNextOne) {
+  client_->create_queue("q", {{"retryLimit", 3}});
+  const auto id = *client_->send("q", {json{1}, json::object()});
+  auto first = client_->fetch("q", 1);
+  ASSERT_EQ(first.size(), 1u);
+  EXPECT_EQ(client_->fail("q", {{id, 0, error_output("Error", "boom", "s")}}, false).size(), 1u);
+  auto second = client_->fetch("q", 1);
+  ASSERT_EQ(second.size(), 1u);
+  EXPECT_EQ(second[0].retry_count, 1);
+  // The first attempt's late settles and touches land nowhere.
+  EXPECT_TRUE(client_->complete("q", {{id, 0, json{{"late", true}}}}).empty());
+  EXPECT_TRUE(client_->fail("q", {{id, 0, json{{"late", true}}}}, false).empty());
+  EXPECT_TRUE(client_->touch("q", {{id, 0}}).empty());
+  EXPECT_EQ(client_->touch("q", {{id, 1}}).size(), 1u);
+  EXPECT_EQ(job("q", id)["state"], "active");
+}
+
+TEST_F(ClientTest, FailRetriesWithBackoffThenFailsIntoTheDeadLetterQueue) {
+  client_->create_queue("q__dead");
+  client_->create_queue(
+      "q",
+      {{"retryLimit", 1}, {"retryDelay", 2}, {"retryBackoff", true}, {"deadLetter", "q__dead"}});
+  const auto id = *client_->send("q", {json{{"k", "v"}}, {{"priority", 3}}});
+  auto a = client_->fetch("q", 1);
+  ASSERT_EQ(a.size(), 1u);
+  const json err = error_output("Error", "first", "Error: first");
+  EXPECT_EQ(client_->fail("q", {{id, 0, err}}, false).size(), 1u);
+  json j = job("q", id);
+  EXPECT_EQ(j["state"], "retry");
+  EXPECT_EQ(j["output"], err);
+  EXPECT_TRUE(j["completed_on"].is_null());
+  // Backoff after the first failure: uniform in [d, 2d) with d = 2 s.
+  const double delay =
+      row("SELECT extract(epoch FROM start_after - {s}.job_now()) FROM {s}.job WHERE id = '" + id +
+          "'")[0]
+          .as<double>();
+  EXPECT_GT(delay, 1.5);
+  EXPECT_LT(delay, 4.1);
+  exec("UPDATE {s}.job SET start_after = now() WHERE id = '" + id + "'");
+  auto b = client_->fetch("q", 1);
+  ASSERT_EQ(b.size(), 1u);
+  EXPECT_EQ(b[0].retry_count, 1);
+  const json err2 = error_output("Error", "second", "Error: second");
+  EXPECT_EQ(client_->fail("q", {{id, 1, err2}}, false).size(), 1u);
+  j = job("q", id);
+  EXPECT_EQ(j["state"], "failed");
+  EXPECT_FALSE(j["completed_on"].is_null());
+  const auto dl =
+      row("SELECT data::text, priority, source_name, source_id::text, source_retry_count, "
+          "source_output::text, source_root_id::text, output IS NULL, policy IS NULL, state::text "
+          "FROM {s}.job WHERE name = 'q__dead'");
+  EXPECT_EQ(json::parse(dl[0].c_str()), json({{"k", "v"}}));
+  EXPECT_EQ(dl[1].as<int>(), 3);
+  EXPECT_EQ(dl[2].as<std::string>(), "q");
+  EXPECT_EQ(dl[3].as<std::string>(), id);
+  EXPECT_EQ(dl[4].as<int>(), 1);
+  EXPECT_EQ(json::parse(dl[5].c_str()), err2);
+  EXPECT_EQ(dl[6].as<std::string>(), id);
+  EXPECT_TRUE(dl[7].as<bool>());
+  EXPECT_TRUE(dl[8].as<bool>());
+  EXPECT_EQ(dl[9].as<std::string>(), "created");
+}
+
+TEST_F(ClientTest, TerminalFailSkipsTheRemainingRetries) {
+  client_->create_queue("q__dead");
+  client_->create_queue("q", {{"retryLimit", 5}, {"deadLetter", "q__dead"}});
+  const auto id = *client_->send("q", {json{{"bad", true}}, json::object()});
+  ASSERT_EQ(client_->fetch("q", 1).size(), 1u);
+  const json err = error_output("InputError", "record_id: required", "InputError: …");
+  EXPECT_EQ(client_->fail("q", {{id, 0, err}}, true).size(), 1u);
+  EXPECT_EQ(job("q", id)["state"], "failed");
+  EXPECT_EQ(job("q", id)["output"], err);
+  EXPECT_EQ(row("SELECT count(*) FROM {s}.job WHERE name = 'q__dead'")[0].as<int>(), 1);
+}
+
+TEST_F(ClientTest, SingletonAndStatelyRunOneJobPerKeyAtATime) {
+  for (const char* policy : {"singleton", "stately"}) {
+    const std::string q = std::string("q_") + policy;
+    client_->create_queue(q, {{"policy", policy}});
+    client_->send(q, {json{1}, {{"singletonKey", "a"}}});
+    const auto second = client_->send(q, {json{2}, {{"singletonKey", "a"}}});
+    client_->send(q, {json{3}, {{"singletonKey", "b"}}});
+    if (std::string(policy) == "stately") {
+      EXPECT_FALSE(second) << "stately keeps one created job per key";
+    }
+    auto jobs = client_->fetch(q, 10);
+    ASSERT_EQ(jobs.size(), 2u) << policy;  // one per key
+    EXPECT_TRUE(client_->fetch(q, 10).empty()) << policy;
+  }
+}
+
+TEST_F(ClientTest, ShortAndExclusiveRefuseASecondQueuedJobPerKey) {
+  client_->create_queue("s", {{"policy", "short"}});
+  EXPECT_TRUE(client_->send("s", {json{1}, {{"singletonKey", "k"}}}));
+  EXPECT_FALSE(client_->send("s", {json{2}, {{"singletonKey", "k"}}}));
+  client_->create_queue("e", {{"policy", "exclusive"}});
+  EXPECT_TRUE(client_->send("e", {json{1}, {{"singletonKey", "k"}}}));
+  ASSERT_EQ(client_->fetch("e", 1).size(), 1u);
+  EXPECT_FALSE(client_->send("e", {json{2}, {{"singletonKey", "k"}}}))
+      << "exclusive: one queued-or-active job per key";
+}
+
+TEST_F(ClientTest, KeyStrictFifoRunsEachKeyInOrderAndAFailureBlocksIt) {
+  client_->create_queue("f", {{"policy", "key_strict_fifo"}, {"retryLimit", 0}});
+  const auto a1 = *client_->send("f", {json{"a1"}, {{"singletonKey", "a"}}});
+  client_->send("f", {json{"a2"}, {{"singletonKey", "a"}}});
+  const auto b1 = *client_->send("f", {json{"b1"}, {{"singletonKey", "b"}}});
+  auto jobs = client_->fetch("f", 10);
+  ASSERT_EQ(jobs.size(), 2u);
+  std::set<std::string> ids{jobs[0].id, jobs[1].id};
+  EXPECT_EQ(ids, (std::set<std::string>{a1, b1}));
+  EXPECT_TRUE(client_->fetch("f", 10).empty());
+  client_->fail("f", {{a1, 0, json{{"x", 1}}}}, false);
+  EXPECT_EQ(job("f", a1)["state"], "failed");
+  EXPECT_TRUE(client_->fetch("f", 10).empty()) << "a failed job blocks its key";
+}
+
+TEST_F(ClientTest, ExpirySweepFailsOverdueAndHeartbeatLostJobs) {
+  client_->create_queue("q", {{"retryLimit", 1}});
+  const auto slow = *client_->send("q", {json{1}, {{"expireInSeconds", 1}}});
+  const auto silent = *client_->send("q", {json{2}, {{"heartbeatSeconds", 10}}});
+  const auto fine = *client_->send("q", {json{3}, json::object()});
+  ASSERT_EQ(client_->fetch("q", 3).size(), 3u);
+  exec("UPDATE {s}.job SET started_on = now() - interval '5 s' WHERE id = '" + slow + "'");
+  exec("UPDATE {s}.job SET heartbeat_on = now() - interval '11 s' WHERE id = '" + silent + "'");
+  EXPECT_EQ(client_->expire_sweep({"q"}), 2);
+  EXPECT_EQ(job("q", slow)["state"], "retry");
+  EXPECT_EQ(job("q", slow)["output"], json({{"value", {{"message", "job timed out"}}}}));
+  EXPECT_EQ(job("q", silent)["output"], json({{"value", {{"message", "job heartbeat timeout"}}}}));
+  EXPECT_EQ(job("q", fine)["state"], "active");
+  EXPECT_EQ(client_->expire_sweep({"q"}), 0);
+}
+
+TEST_F(ClientTest, DeletionSweepRemovesOldFinishedJobsUnderTheMaintainClaim) {
+  client_->create_queue("q", {{"deleteAfterSeconds", 1}});
+  const auto old_id = *client_->send("q", {json{1}, json::object()});
+  const auto new_id = *client_->send("q", {json{2}, json::object()});
+  ASSERT_EQ(client_->fetch("q", 2).size(), 2u);
+  client_->complete("q", {{old_id, 0, nullptr}, {new_id, 0, nullptr}});
+  exec("UPDATE {s}.job SET completed_on = now() - interval '1 minute' WHERE id = '" + old_id + "'");
+  EXPECT_EQ(client_->deletion_sweep({"q"}, std::chrono::seconds(3600)), 1);
+  EXPECT_TRUE(job("q", old_id).is_null());
+  EXPECT_FALSE(job("q", new_id).is_null());
+  EXPECT_FALSE(row("SELECT maintain_on IS NULL FROM {s}.queue WHERE name = 'q'")[0].as<bool>());
+  // Claimed a moment ago: the next sweep within the interval does nothing.
+  exec("UPDATE {s}.job SET completed_on = now() - interval '1 minute'");
+  EXPECT_EQ(client_->deletion_sweep({"q"}, std::chrono::seconds(3600)), 0);
+}
+
+TEST_F(ClientTest, SendNotifiesOnlyForNotifyQueuesAndRunnableJobs) {
+  client_->create_queue("quiet");
+  client_->create_queue("loud", {{"notify", true}});
+  std::mutex m;
+  std::vector<std::string> heard;
+  Listener listener(schema_->url(), client_->notify_channel(), [&](const std::string& q) {
+    std::lock_guard lock(m);
+    heard.push_back(q);
+  });
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (!listener.listening() && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  ASSERT_TRUE(listener.listening());
+  client_->send("quiet", {json{1}, json::object()});
+  client_->send("loud", {json{1}, {{"startAfter", 600}}});
+  client_->send("loud", {json{2}, json::object()});
+  std::this_thread::sleep_for(std::chrono::milliseconds(600));
+  std::lock_guard lock(m);
+  // "" is the listener's own "connected: fetch everything" signal.
+  std::vector<std::string> named;
+  for (auto& h : heard)
+    if (!h.empty()) named.push_back(h);
+  EXPECT_EQ(named, std::vector<std::string>{"loud"});
+  EXPECT_EQ(client_->notify_channel().substr(0, 7), "pgboss_");
+  EXPECT_EQ(client_->notify_channel().size(), 31u);
+}
+
+TEST_F(ClientTest, PartitionedQueuesUseTheirOwnTable) {
+  client_->create_queue("p", {{"partition", true}});
+  const QueueInfo info = client_->queue("p");
+  EXPECT_EQ(info.table_name.size(), 57u);
+  const auto id = *client_->send("p", {json{1}, json::object()});
+  auto jobs = client_->fetch("p", 1);
+  ASSERT_EQ(jobs.size(), 1u);
+  EXPECT_EQ(client_->complete("p", {{id, 0, json{{"ok", true}}}}).size(), 1u);
+  EXPECT_EQ(row("SELECT count(*) FROM {s}." + info.table_name)[0].as<int>(), 1);
+}
+
+}  // namespace
+}  // namespace yw::queue
