@@ -1,0 +1,235 @@
+// Chromaprint's tables, its compressed fingerprint format and fpcalc's per-file driver.
+// ref: docs/chromaprint.md §1.2 (fpcalc front end), §1.5-1.6 (window, bands), §1.14 (format).
+#include <algorithm>
+#include <cmath>
+#include <string_view>
+
+#include "yw/common/error.hpp"
+#include "yw/kernels/chromaprint_tables.hpp"
+#include "yw/kernels/fingerprint.hpp"
+#include "yw/kernels/fpcalc_resample.hpp"
+
+namespace yw {
+namespace chromaprint_detail {
+
+const Tables& tables() {
+  static const Tables t = [] {
+    Tables out;
+    out.window.resize(kChromaprintFrameSize);
+    const double pi = 3.14159265358979323846;
+    for (int n = 0; n < kChromaprintFrameSize; ++n) {
+      const double w = 0.54 - 0.46 * std::cos(2.0 * pi * n / (kChromaprintFrameSize - 1));
+      out.window[static_cast<std::size_t>(n)] = static_cast<float>(w * (1.0 / 32767.0));
+    }
+    out.band.assign(kChromaprintFrameSize / 2 + 1, -1);
+    for (int i = kChromaBinLo; i < kChromaBinHi; ++i)
+      out.band[static_cast<std::size_t>(i)] = chroma_band(i);
+    return out;
+  }();
+  return t;
+}
+
+}  // namespace chromaprint_detail
+
+namespace {
+
+constexpr char kBase64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+// LSB-first bit writer: value k of width n occupies stream bits [k*n, (k+1)*n).
+class BitWriter {
+ public:
+  void put(std::uint32_t value, int bits) {
+    acc_ |= static_cast<std::uint64_t>(value) << nbits_;
+    nbits_ += bits;
+    while (nbits_ >= 8) {
+      bytes_.push_back(static_cast<char>(acc_ & 0xFF));
+      acc_ >>= 8;
+      nbits_ -= 8;
+    }
+  }
+  std::string finish() {
+    if (nbits_ > 0) bytes_.push_back(static_cast<char>(acc_ & 0xFF));
+    acc_ = 0;
+    nbits_ = 0;
+    return std::move(bytes_);
+  }
+
+ private:
+  std::string bytes_;
+  std::uint64_t acc_ = 0;
+  int nbits_ = 0;
+};
+
+std::string base64url(std::string_view bytes) {
+  std::string out;
+  out.reserve((bytes.size() * 4 + 2) / 3);
+  std::size_t i = 0;
+  const auto b = [&](std::size_t k) { return static_cast<unsigned char>(bytes[k]); };
+  for (; i + 3 <= bytes.size(); i += 3) {
+    const std::uint32_t v = (b(i) << 16) | (b(i + 1) << 8) | b(i + 2);
+    out += kBase64[(v >> 18) & 63];
+    out += kBase64[(v >> 12) & 63];
+    out += kBase64[(v >> 6) & 63];
+    out += kBase64[v & 63];
+  }
+  const std::size_t rest = bytes.size() - i;
+  if (rest == 1) {
+    const std::uint32_t v = b(i) << 16;
+    out += kBase64[(v >> 18) & 63];
+    out += kBase64[(v >> 12) & 63];
+  } else if (rest == 2) {
+    const std::uint32_t v = (b(i) << 16) | (b(i + 1) << 8);
+    out += kBase64[(v >> 18) & 63];
+    out += kBase64[(v >> 12) & 63];
+    out += kBase64[(v >> 6) & 63];
+  }
+  return out;
+}
+
+std::string unbase64url(std::string_view text) {
+  std::string out;
+  std::uint32_t acc = 0;
+  int nbits = 0;
+  for (const char ch : text) {
+    const char* p = std::find(kBase64, kBase64 + 64, ch);
+    if (p == kBase64 + 64)
+      YW_THROW_INPUT("fingerprint: '{}' is not a URL-safe base64 character", ch);
+    acc = (acc << 6) | static_cast<std::uint32_t>(p - kBase64);
+    nbits += 6;
+    if (nbits >= 8) {
+      nbits -= 8;
+      out.push_back(static_cast<char>((acc >> nbits) & 0xFF));
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string compress_fingerprint(std::span<const std::uint32_t> items, int algorithm) {
+  std::string header(4, '\0');
+  header[0] = static_cast<char>((algorithm - 1) & 0xFF);
+  const std::size_t n = items.size();
+  header[1] = static_cast<char>((n >> 16) & 0xFF);
+  header[2] = static_cast<char>((n >> 8) & 0xFF);
+  header[3] = static_cast<char>(n & 0xFF);
+  BitWriter normal;
+  BitWriter exceptional;
+  std::uint32_t prev = 0;
+  for (const std::uint32_t item : items) {
+    std::uint32_t d = item ^ prev;
+    prev = item;
+    int last = 0;
+    int pos = 1;
+    while (d != 0) {
+      if (d & 1u) {
+        const int gap = pos - last;
+        if (gap >= 7) {
+          normal.put(7, 3);
+          exceptional.put(static_cast<std::uint32_t>(gap - 7), 5);
+        } else {
+          normal.put(static_cast<std::uint32_t>(gap), 3);
+        }
+        last = pos;
+      }
+      d >>= 1;
+      ++pos;
+    }
+    normal.put(0, 3);
+  }
+  return base64url(header + normal.finish() + exceptional.finish());
+}
+
+std::vector<std::uint32_t> decompress_fingerprint(std::string_view text, int* algorithm) {
+  const std::string bytes = unbase64url(text);
+  YW_CHECK_INPUT(bytes.size() >= 4, "fingerprint: shorter than its 4-byte header");
+  const auto u = [&](std::size_t k) { return static_cast<unsigned char>(bytes[k]); };
+  if (algorithm != nullptr) *algorithm = u(0) + 1;
+  const std::size_t count = (static_cast<std::size_t>(u(1)) << 16) | (u(2) << 8) | u(3);
+  // Normal stream: 3-bit values until `count` zeros.
+  std::vector<int> values;
+  std::size_t bit = 32;
+  const std::size_t total_bits = bytes.size() * 8;
+  const auto read_bits = [&](std::size_t at, int width) {
+    std::uint32_t v = 0;
+    for (int k = 0; k < width; ++k) {
+      const std::size_t b = at + static_cast<std::size_t>(k);
+      if ((u(b / 8) >> (b % 8)) & 1u) v |= 1u << k;
+    }
+    return v;
+  };
+  std::size_t zeros = 0;
+  while (zeros < count) {
+    YW_CHECK_INPUT(bit + 3 <= total_bits, "fingerprint: truncated (normal stream)");
+    const int v = static_cast<int>(read_bits(bit, 3));
+    bit += 3;
+    values.push_back(v);
+    if (v == 0) ++zeros;
+  }
+  std::size_t ebit = (bit + 7) / 8 * 8;
+  for (int& v : values) {
+    if (v == 7) {
+      YW_CHECK_INPUT(ebit + 5 <= total_bits, "fingerprint: truncated (exception stream)");
+      v += static_cast<int>(read_bits(ebit, 5));
+      ebit += 5;
+    }
+  }
+  std::vector<std::uint32_t> items;
+  items.reserve(count);
+  std::uint32_t d = 0;
+  int last = 0;
+  std::uint32_t prev = 0;
+  for (const int v : values) {
+    if (v == 0) {
+      prev ^= d;
+      items.push_back(prev);
+      d = 0;
+      last = 0;
+      continue;
+    }
+    last += v;
+    YW_CHECK_INPUT(last <= 32, "fingerprint: bit position {} out of range", last);
+    d |= 1u << (last - 1);
+  }
+  return items;
+}
+
+FileFingerprint fingerprint_file(const std::filesystem::path& path, double length_seconds) {
+  auto reader = AudioReader::open(path);
+  FileFingerprint out;
+  out.info = reader->info();
+  out.duration_seconds = out.info.duration_seconds;
+  const auto channels = static_cast<std::size_t>(out.info.channels);
+  // fpcalc counts its limit in converted (11025 Hz) samples.
+  const std::int64_t limit =
+      length_seconds > 0 ? static_cast<std::int64_t>(length_seconds * kFpcalcSampleRate) : -1;
+
+  FpcalcResampler resampler(out.info.sample_rate, out.info.channels);
+  FingerprinterCpu core;
+  constexpr std::size_t kBlockFrames = 16384;
+  std::vector<std::int16_t> block(kBlockFrames * channels);
+  std::vector<std::int16_t> mono;
+  std::int64_t used = 0;
+  const auto push = [&] {
+    if (limit >= 0 && used + static_cast<std::int64_t>(mono.size()) > limit)
+      mono.resize(static_cast<std::size_t>(limit - used));
+    core.feed(mono);
+    used += static_cast<std::int64_t>(mono.size());
+    mono.clear();
+  };
+  while (limit < 0 || used < limit) {
+    const std::size_t got = reader->read_int16(block.data(), kBlockFrames);
+    if (got == 0) {
+      resampler.flush(mono);
+      push();
+      break;
+    }
+    resampler.feed(block.data(), got, mono);
+    push();
+  }
+  out.items = core.items();
+  if (!out.items.empty()) out.fingerprint = compress_fingerprint(out.items);
+  return out;
+}
+
+}  // namespace yw

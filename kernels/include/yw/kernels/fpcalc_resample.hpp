@@ -1,0 +1,48 @@
+#pragma once
+// The conversion fpcalc gets from libswresample (docs/chromaprint.md §1.3), written from the spec:
+// interleaved int16 at any rate and channel count -> int16 mono at 11025 Hz, bit for bit what
+// Debian fpcalc 1.5.1 feeds Chromaprint for 16-bit sources (WAV, 16-bit FLAC, raw).
+//
+// Settings reproduced: filter_size 16, phase_shift 8, linear_interp 1, cutoff 0.8, Kaiser beta 9,
+// exact_rational, no dither; each channel is resampled first and the channels are mixed after
+// (stereo: floor((L + R + 1) / 2)). More than two channels are mixed with equal weights, which is
+// NOT verified against swr's default matrix.
+//
+// Streaming: feed() any block sizes (the output does not depend on how the input is split);
+// flush() once at the end emits swr's tail (right-edge reflection) and ends the stream.
+// Memory: O(filter length + block size), whatever the stream length.
+// Thread-safety: one instance per stream; instances are independent.
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+namespace yw {
+
+inline constexpr int kFpcalcSampleRate = 11025;
+
+class FpcalcResampler {
+ public:
+  // in_rate in Hz (1 ... 1 536 000), channels >= 1. Throws yw::InputError when out of range.
+  FpcalcResampler(int in_rate, int channels);
+  ~FpcalcResampler();
+  FpcalcResampler(FpcalcResampler&&) noexcept;
+  FpcalcResampler& operator=(FpcalcResampler&&) noexcept;
+
+  // Converts `frames` interleaved frames; appends the mono 11025 Hz samples that are complete to
+  // `out` (the resampler keeps up to one filter length of look-ahead back).
+  void feed(const std::int16_t* in, std::size_t frames, std::vector<std::int16_t>& out);
+  // Ends the stream: appends the remaining samples. feed() must not be called afterwards.
+  void flush(std::vector<std::int16_t>& out);
+
+  // Filter facts, for tests: phases P, taps L, and the int16 bank (P + 1 rows of L taps).
+  int phase_count() const;
+  int filter_length() const;
+  const std::vector<std::int16_t>& filter_bank() const;
+
+ private:
+  struct State;
+  std::unique_ptr<State> s_;
+};
+
+}  // namespace yw
