@@ -13,6 +13,7 @@ YW_APT_PACKAGES=(
   postgresql
   nodejs npm
   libchromaprint-tools ffmpeg sox
+  prometheus
   fluidsynth fluid-soundfont-gm
 )
 
