@@ -1,0 +1,119 @@
+// Job data and outputs of every queue yesod-worker serves (the contract of docs/design.md §2),
+// for the Node API's side: `boss.send(queue, data)` and `boss.getJobById(queue, id)`.
+// Keep in step with the worker: a renamed field is a breaking change for both.
+
+/** `file:///abs/path` (under the worker's YW_INPUT_ROOTS), `http(s)://…`, or `supabase://bucket/path`. */
+export type AudioUri = string;
+
+export type YesodTask = 'metadata' | 'fingerprint' | 'stems';
+
+export interface ProcessNewRecordData {
+  /** Required. */
+  record_id: number | string;
+  record_type?: string;
+  /** Free-form; `audio_url` and `storage_path` are read when `audio` is absent. */
+  metadata?: { audio_url?: AudioUri; storage_path?: string; [key: string]: unknown };
+  audio?: AudioUri;
+  /** Default: all three. */
+  tasks?: YesodTask[];
+}
+
+export type ProcessNewRecordOutput =
+  | { record_id: number | string; jobs: { metadata?: string; fingerprint?: string; stems?: string } }
+  | { record_id: number | string; skipped: string };
+
+export interface ExtractMetadataData {
+  audio: AudioUri;
+  record_id?: number | string;
+}
+
+export interface ExtractMetadataOutput {
+  record_id: number | string | null;
+  sha256: string;
+  format: {
+    container: string;
+    codec: string;
+    sample_rate: number;
+    channels: number;
+    bits_per_sample: number | null;
+    duration_seconds: number;
+    frames: number;
+    bitrate_kbps: number | null;
+  };
+  tags: {
+    title: string | null;
+    artist: string | null;
+    album: string | null;
+    album_artist: string | null;
+    track: number | null;
+    disc: number | null;
+    year: number | null;
+    genre: string | null;
+    isrc: string | null;
+    has_cover_art: boolean;
+  };
+  loudness: {
+    integrated_lufs: number | null;
+    loudness_range_lu: number | null;
+    true_peak_dbtp: number | null;
+    sample_peak_dbfs: number | null;
+  };
+  replaygain: { track_gain_db: number | null; track_peak: number | null };
+  /** Artifact URI of the waveform peaks (BBC audiowaveform JSON, version 2). */
+  waveform: string;
+}
+
+export interface FingerprintAudioData {
+  audio: AudioUri;
+  record_id?: number | string;
+  /** Seconds of audio fingerprinted; default 120, 0 = the whole file (fpcalc's -length). */
+  length_seconds?: number;
+  /** Include the raw items; default false. */
+  raw?: boolean;
+}
+
+export interface FingerprintAudioOutput {
+  record_id: number | string | null;
+  /** Exactly what `fpcalc` prints for the same file and length. */
+  fingerprint: string;
+  algorithm: 2;
+  duration_seconds: number;
+  items?: number[];
+}
+
+export interface SeparateStemsData {
+  audio: AudioUri;
+  record_id?: number | string;
+  /** Model name; default the worker's configured model, else the built-in separator. */
+  model?: string;
+  format?: 'wav' | 'flac';
+}
+
+export interface SeparateStemsOutput {
+  record_id: number | string | null;
+  model: string;
+  sample_rate: number;
+  duration_seconds: number;
+  /** Stem name → artifact URI, e.g. `{ harmonic: 'file://…/harmonic.flac', percussive: … }`. */
+  stems: Record<string, string>;
+}
+
+/** pg-boss's shape of a failed job's output. */
+export interface YesodJobError {
+  name: string;
+  message: string;
+  stack: string;
+}
+
+export interface YesodJobs {
+  process_new_record: { data: ProcessNewRecordData; output: ProcessNewRecordOutput };
+  extract_metadata: { data: ExtractMetadataData; output: ExtractMetadataOutput };
+  fingerprint_audio: { data: FingerprintAudioData; output: FingerprintAudioOutput };
+  separate_stems: { data: SeparateStemsData; output: SeparateStemsOutput };
+}
+
+export type YesodQueue = keyof YesodJobs;
+export type YesodJobData<Q extends YesodQueue> = YesodJobs[Q]['data'];
+export type YesodJobOutput<Q extends YesodQueue> = YesodJobs[Q]['output'];
+/** The dead-letter queue the worker creates for each queue. */
+export type YesodDeadLetterQueue<Q extends YesodQueue = YesodQueue> = `${Q}__dead`;
