@@ -1,0 +1,273 @@
+// ref: hpss_cpu (kernels/cpu/hpss.cpp), which this twin follows step by step: the same frames,
+// clipped median windows, upper-middle medians, mask rule and window-sum normalisation. The
+// overlap-add is a gather (each thread owns one output sample), so the result is deterministic.
+#include <cuda_runtime.h>
+#include <cufft.h>
+
+#include <algorithm>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "yw/common/error.hpp"
+#include "yw/kernels/cuda/hpss_cuda.hpp"
+
+namespace yw {
+namespace {
+
+#define YW_HPSS_CUDA_CHECK(expr)                                                       \
+  do {                                                                                 \
+    const cudaError_t yw_err_ = (expr);                                                \
+    if (yw_err_ != cudaSuccess) {                                                      \
+      cudaGetLastError();                                                              \
+      YW_THROW("hpss on cuda: {} failed: {} ({})", #expr, cudaGetErrorString(yw_err_), \
+               cudaGetErrorName(yw_err_));                                             \
+    }                                                                                  \
+  } while (0)
+#define YW_HPSS_CUFFT_CHECK(expr)                                                            \
+  do {                                                                                       \
+    const cufftResult yw_res_ = (expr);                                                      \
+    if (yw_res_ != CUFFT_SUCCESS)                                                            \
+      YW_THROW("hpss on cuda: {} failed: cufftResult {}", #expr, static_cast<int>(yw_res_)); \
+  } while (0)
+
+constexpr int kMaxMedian = 63;
+constexpr int kThreads = 256;
+
+template <typename T>
+class DeviceArray {
+ public:
+  explicit DeviceArray(size_t count) : count_(count) {
+    if (count) YW_HPSS_CUDA_CHECK(cudaMalloc(&ptr_, count * sizeof(T)));
+  }
+  ~DeviceArray() {
+    if (ptr_) cudaFree(ptr_);
+  }
+  DeviceArray(const DeviceArray&) = delete;
+  DeviceArray& operator=(const DeviceArray&) = delete;
+  T* get() const { return ptr_; }
+
+ private:
+  T* ptr_ = nullptr;
+  size_t count_;
+};
+
+class FftPlan {
+ public:
+  FftPlan(int n_fft, int batch, cufftType type) {
+    int n[1] = {n_fft};
+    const int bins = n_fft / 2 + 1;
+    const bool r2c = type == CUFFT_R2C;
+    YW_HPSS_CUFFT_CHECK(cufftPlanMany(&plan_, 1, n, nullptr, 1, r2c ? n_fft : bins, nullptr, 1,
+                                      r2c ? bins : n_fft, type, batch));
+  }
+  ~FftPlan() { cufftDestroy(plan_); }
+  FftPlan(const FftPlan&) = delete;
+  FftPlan& operator=(const FftPlan&) = delete;
+  cufftHandle get() const { return plan_; }
+
+ private:
+  cufftHandle plan_ = 0;
+};
+
+unsigned blocks_for(long long n) {
+  return static_cast<unsigned>((n + kThreads - 1) / kThreads);
+}
+
+// Windowed frames [first, first + rows) of x into frames (rows x n_fft).
+__global__ void frame_kernel(const float* x, long long n, long long first, long long rows,
+                             int n_fft, int hop, const float* window, float* frames) {
+  const long long i = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x;
+  if (i >= rows * n_fft) return;
+  const long long r = i / n_fft;
+  const int k = static_cast<int>(i % n_fft);
+  const long long s = (first + r) * hop - n_fft / 2 + k;
+  frames[i] = (s >= 0 && s < n) ? x[s] * window[k] : 0.0f;
+}
+
+__global__ void magnitude_kernel(const cufftComplex* spec, long long count, float* mag) {
+  const long long i = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x;
+  if (i < count) mag[i] = hypotf(spec[i].x, spec[i].y);
+}
+
+__device__ float median_of(float* v, int count) {
+  for (int i = 1; i < count; ++i) {
+    const float x = v[i];
+    int j = i - 1;
+    while (j >= 0 && v[j] > x) {
+      v[j + 1] = v[j];
+      --j;
+    }
+    v[j + 1] = x;
+  }
+  return v[count / 2];
+}
+
+// Median along time for frames [a, b) (clipped to [0, frames)); mag holds frames from ca on.
+__global__ void harmonic_median_kernel(const float* mag, long long frames, long long ca,
+                                       long long a, long long rows, int bins, int half,
+                                       float* out) {
+  const long long i = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x;
+  if (i >= rows * bins) return;
+  const long long f = a + i / bins;
+  const int k = static_cast<int>(i % bins);
+  float v[kMaxMedian];
+  int count = 0;
+  const long long lo = f - half < 0 ? 0 : f - half;
+  const long long hi = f + half > frames - 1 ? frames - 1 : f + half;
+  for (long long g = lo; g <= hi; ++g)
+    v[count++] = mag[(g - ca) * bins + k];
+  out[i] = median_of(v, count);
+}
+
+// Median along frequency for frames [a, b).
+__global__ void percussive_median_kernel(const float* mag, long long ca, long long a,
+                                         long long rows, int bins, int half, float* out) {
+  const long long i = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x;
+  if (i >= rows * bins) return;
+  const long long f = a + i / bins;
+  const int k = static_cast<int>(i % bins);
+  float v[kMaxMedian];
+  int count = 0;
+  const int lo = k - half < 0 ? 0 : k - half;
+  const int hi = k + half > bins - 1 ? bins - 1 : k + half;
+  const float* row = mag + (f - ca) * bins;
+  for (int q = lo; q <= hi; ++q)
+    v[count++] = row[q];
+  out[i] = median_of(v, count);
+}
+
+__global__ void mask_kernel(const cufftComplex* spec, const float* hmed, const float* pmed,
+                            long long count, int bins, float power, cufftComplex* hspec,
+                            cufftComplex* pspec) {
+  const long long i = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x;
+  if (i >= count) return;
+  const float h = hmed[i], p = pmed[i];
+  const float hp = power == 2.0f ? h * h : powf(h, power);
+  const float pp = power == 2.0f ? p * p : powf(p, power);
+  const float sum = hp + pp;
+  const float m = sum > 0.0f ? hp / sum : 0.5f;
+  cufftComplex v = spec[i];
+  const int k = static_cast<int>(i % bins);
+  if (k == 0 || k == bins - 1) v.y = 0.0f;  // as the CPU twin: DC and Nyquist are real
+  hspec[i] = make_cuFloatComplex(v.x * m, v.y * m);
+  const float q = 1.0f - m;
+  pspec[i] = make_cuFloatComplex(v.x * q, v.y * q);
+}
+
+// Adds the windowed inverse frames [a, a + rows) into y at the samples they cover.
+__global__ void overlap_add_kernel(const float* frames, long long a, long long rows, int n_fft,
+                                   int hop, const float* window, long long s0, long long count,
+                                   long long n, float* y) {
+  const long long i = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x;
+  if (i >= count) return;
+  const long long s = s0 + i;
+  if (s < 0 || s >= n) return;
+  const float scale = 1.0f / static_cast<float>(n_fft);
+  float acc = 0.0f;
+  // Frames f with f * hop - n_fft/2 <= s < f * hop + n_fft/2.
+  const long long f_lo = s - n_fft / 2 + 1 <= 0 ? 0 : (s - n_fft / 2 + 1 + hop - 1) / hop;
+  const long long f_hi = (s + n_fft / 2) / hop;
+  for (long long f = f_lo > a ? f_lo : a; f <= f_hi && f < a + rows; ++f) {
+    const int k = static_cast<int>(s - (f * hop - n_fft / 2));
+    acc += frames[(f - a) * n_fft + k] * scale * window[k];
+  }
+  y[s] += acc;
+}
+
+__global__ void normalise_kernel(float* y, long long n, long long frames, int n_fft, int hop,
+                                 const float* window) {
+  const long long s = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x;
+  if (s >= n) return;
+  long long f_lo = s - n_fft / 2 + 1 <= 0 ? 0 : (s - n_fft / 2 + 1 + hop - 1) / hop;
+  long long f_hi = (s + n_fft / 2) / hop;
+  if (f_hi > frames - 1) f_hi = frames - 1;
+  float sum = 0.0f;
+  for (long long f = f_lo; f <= f_hi; ++f) {
+    const int k = static_cast<int>(s - (f * hop - n_fft / 2));
+    sum += window[k] * window[k];
+  }
+  y[s] /= sum;
+}
+
+}  // namespace
+
+void hpss_cuda(const HpssConfig& cfg, const float* x, int64_t n, float* harmonic, float* percussive,
+               int device) {
+  validate(cfg);
+  YW_CHECK(n >= 1, "hpss: empty input");
+  YW_CHECK(cfg.harmonic_frames <= kMaxMedian && cfg.percussive_bins <= kMaxMedian,
+           "hpss on cuda: median lengths above {} are not supported", kMaxMedian);
+  YW_HPSS_CUDA_CHECK(cudaSetDevice(device));
+
+  const int n_fft = cfg.stft.n_fft, hop = cfg.stft.hop;
+  const long long frames = stft_frame_count(cfg.stft, n);
+  const int bins = stft_bins(cfg.stft);
+  const int hh = cfg.harmonic_frames / 2, hp = cfg.percussive_bins / 2;
+  // A larger block than the CPU's keeps the GPU busy; the result does not depend on it.
+  const long long block = std::min<long long>(frames, std::max(cfg.block_frames, 4096));
+  const long long ctx_rows = std::min<long long>(frames, block + 2LL * hh);
+
+  DeviceArray<float> d_x(static_cast<size_t>(n)), d_h(static_cast<size_t>(n)),
+      d_p(static_cast<size_t>(n)), d_window(static_cast<size_t>(n_fft));
+  DeviceArray<float> d_frames(static_cast<size_t>(ctx_rows * n_fft));
+  DeviceArray<cufftComplex> d_spec(static_cast<size_t>(ctx_rows * bins));
+  DeviceArray<float> d_mag(static_cast<size_t>(ctx_rows * bins));
+  DeviceArray<float> d_hmed(static_cast<size_t>(block * bins)),
+      d_pmed(static_cast<size_t>(block * bins));
+  DeviceArray<cufftComplex> d_hspec(static_cast<size_t>(block * bins)),
+      d_pspec(static_cast<size_t>(block * bins));
+  DeviceArray<float> d_out(static_cast<size_t>(block * n_fft));
+  FftPlan r2c(n_fft, static_cast<int>(ctx_rows), CUFFT_R2C);
+  FftPlan c2r(n_fft, static_cast<int>(block), CUFFT_C2R);
+
+  YW_HPSS_CUDA_CHECK(
+      cudaMemcpy(d_x.get(), x, static_cast<size_t>(n) * sizeof(float), cudaMemcpyHostToDevice));
+  YW_HPSS_CUDA_CHECK(cudaMemset(d_h.get(), 0, static_cast<size_t>(n) * sizeof(float)));
+  YW_HPSS_CUDA_CHECK(cudaMemset(d_p.get(), 0, static_cast<size_t>(n) * sizeof(float)));
+  const std::vector<float> window = hann_window(n_fft);  // the CPU twin's exact window
+  YW_HPSS_CUDA_CHECK(cudaMemcpy(d_window.get(), window.data(),
+                                static_cast<size_t>(n_fft) * sizeof(float),
+                                cudaMemcpyHostToDevice));
+
+  for (long long a = 0; a < frames; a += block) {
+    const long long b = std::min(frames, a + block);
+    const long long rows = b - a;
+    const long long ca = std::max(0LL, a - hh);
+    const long long cb = std::min(frames, b + hh);
+    // The plan always transforms ctx_rows frames; rows past cb are computed and ignored.
+    frame_kernel<<<blocks_for(ctx_rows * n_fft), kThreads>>>(d_x.get(), n, ca, ctx_rows, n_fft, hop,
+                                                             d_window.get(), d_frames.get());
+    YW_HPSS_CUFFT_CHECK(cufftExecR2C(r2c.get(), d_frames.get(), d_spec.get()));
+    magnitude_kernel<<<blocks_for((cb - ca) * bins), kThreads>>>(d_spec.get(), (cb - ca) * bins,
+                                                                 d_mag.get());
+    harmonic_median_kernel<<<blocks_for(rows * bins), kThreads>>>(d_mag.get(), frames, ca, a, rows,
+                                                                  bins, hh, d_hmed.get());
+    percussive_median_kernel<<<blocks_for(rows * bins), kThreads>>>(d_mag.get(), ca, a, rows, bins,
+                                                                    hp, d_pmed.get());
+    mask_kernel<<<blocks_for(rows * bins), kThreads>>>(d_spec.get() + (a - ca) * bins, d_hmed.get(),
+                                                       d_pmed.get(), rows * bins, bins, cfg.power,
+                                                       d_hspec.get(), d_pspec.get());
+    const long long s0 = a * hop - n_fft / 2;
+    const long long span = (rows - 1) * hop + n_fft;
+    for (int stem = 0; stem < 2; ++stem) {
+      // Rows past `rows` hold stale spectra; their output is never read by the overlap-add.
+      YW_HPSS_CUFFT_CHECK(
+          cufftExecC2R(c2r.get(), stem == 0 ? d_hspec.get() : d_pspec.get(), d_out.get()));
+      overlap_add_kernel<<<blocks_for(span), kThreads>>>(d_out.get(), a, rows, n_fft, hop,
+                                                         d_window.get(), s0, span, n,
+                                                         stem == 0 ? d_h.get() : d_p.get());
+    }
+    YW_HPSS_CUDA_CHECK(cudaGetLastError());
+  }
+  normalise_kernel<<<blocks_for(n), kThreads>>>(d_h.get(), n, frames, n_fft, hop, d_window.get());
+  normalise_kernel<<<blocks_for(n), kThreads>>>(d_p.get(), n, frames, n_fft, hop, d_window.get());
+  YW_HPSS_CUDA_CHECK(cudaGetLastError());
+  YW_HPSS_CUDA_CHECK(cudaMemcpy(harmonic, d_h.get(), static_cast<size_t>(n) * sizeof(float),
+                                cudaMemcpyDeviceToHost));
+  YW_HPSS_CUDA_CHECK(cudaMemcpy(percussive, d_p.get(), static_cast<size_t>(n) * sizeof(float),
+                                cudaMemcpyDeviceToHost));
+}
+
+}  // namespace yw

@@ -1,0 +1,73 @@
+#pragma once
+// Stem separation behind a plain C++ interface (design.md §3). No torch header is reachable from
+// here: TorchScript models run in libyw_torch_runner.so, opened with dlopen the first time a
+// model is used, so the fingerprint, metadata and built-in-separator paths never load libtorch.
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "yw/kernels/device.hpp"
+
+namespace yw::models {
+
+// Planar float audio in host memory: channel c is samples[c * frames, (c + 1) * frames).
+struct Audio {
+  int sample_rate = 0;  // Hz
+  int channels = 0;
+  int64_t frames = 0;  // samples per channel
+  std::vector<float> samples;
+
+  float* channel(int c) { return samples.data() + static_cast<int64_t>(c) * frames; }
+  const float* channel(int c) const { return samples.data() + static_cast<int64_t>(c) * frames; }
+  double duration_seconds() const {
+    return sample_rate > 0 ? static_cast<double>(frames) / sample_rate : 0.0;
+  }
+  static Audio zeros(int sample_rate, int channels, int64_t frames);
+  // From interleaved (frame-major) samples, as yw::AudioReader delivers them.
+  static Audio from_interleaved(const float* interleaved, int channels, int64_t frames,
+                                int sample_rate);
+};
+
+struct Stem {
+  std::string name;
+  Audio audio;
+};
+
+// Called with the fraction done in [0, 1]; may be called from another thread than the caller's.
+using ProgressFn = std::function<void(double)>;
+
+class Separator {
+ public:
+  virtual ~Separator() = default;
+  // "hpss" for the built-in separator, else the model file's stem.
+  virtual const std::string& name() const = 0;
+  virtual const std::vector<std::string>& sources() const = 0;
+  // Separates one song. Thread-safe: jobs call it concurrently, and a model separator fills its
+  // forward batches with segments of every song in flight. The stems come back at the mix's
+  // sample rate and length; the built-in separator keeps the mix's channels, a model returns
+  // its own channel count (a mono mix is duplicated into a stereo model, as Demucs does).
+  // Throws yw::InputError for audio that cannot be separated (no samples, more channels than
+  // supported), yw::Error otherwise.
+  virtual std::vector<Stem> separate(const Audio& mix, const ProgressFn& progress = {}) = 0;
+};
+
+struct SeparatorOptions {
+  std::string model_path;        // empty: the built-in HPSS separator
+  Device device;                 // resolved (not auto)
+  int threads = 0;               // CPU threads for libtorch; 0 = hardware concurrency
+  int batch_max = 8;             // segments per forward call
+  int batch_delay_ms = 25;       // how long a partial batch waits for segments of other songs
+  double segment_seconds = 7.8;  // for models without segment_samples
+};
+
+// Opens the built-in separator or loads a TorchScript model (checking its contract).
+// Throws yw::ConfigError when the model cannot be used (missing or corrupt file, a broken
+// contract, a device the model cannot run on, a build without torch); the message says why.
+std::unique_ptr<Separator> open_separator(const SeparatorOptions& options);
+
+// True once libtorch has been loaded into this process (for tests and the startup log).
+bool torch_runtime_loaded();
+
+}  // namespace yw::models

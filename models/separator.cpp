@@ -1,0 +1,214 @@
+// The two separators behind yw::models::Separator: the built-in HPSS one and a TorchScript model
+// whose forward batches are shared by every song in flight (design.md §1, the batcher).
+#include "yw/models/separator.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <filesystem>
+#include <future>
+#include <list>
+#include <mutex>
+#include <thread>
+
+#include <fmt/ranges.h>
+#include "torch_runner_abi.hpp"
+
+#include "yw/common/error.hpp"
+#include "yw/common/log.hpp"
+#include "yw/kernels/cuda/hpss_cuda.hpp"
+#include "yw/kernels/hpss.hpp"
+#include "yw/models/apply.hpp"
+
+namespace yw::models {
+namespace {
+
+class HpssSeparator final : public Separator {
+ public:
+  explicit HpssSeparator(Device device) : device_(device) {}
+  const std::string& name() const override { return name_; }
+  const std::vector<std::string>& sources() const override { return sources_; }
+
+  std::vector<Stem> separate(const Audio& mix, const ProgressFn& progress) override {
+    YW_CHECK_INPUT(mix.frames > 0 && mix.channels > 0, "audio: no samples to separate");
+    std::vector<Stem> stems{
+        {"harmonic", Audio::zeros(mix.sample_rate, mix.channels, mix.frames)},
+        {"percussive", Audio::zeros(mix.sample_rate, mix.channels, mix.frames)}};
+    for (int c = 0; c < mix.channels; ++c) {
+      if (device_.is_cuda()) {
+        hpss_cuda(cfg_, mix.channel(c), mix.frames, stems[0].audio.channel(c),
+                  stems[1].audio.channel(c), device_.index);
+      } else {
+        hpss_cpu(cfg_, mix.channel(c), mix.frames, stems[0].audio.channel(c),
+                 stems[1].audio.channel(c));
+      }
+      if (progress) progress(static_cast<double>(c + 1) / mix.channels);
+    }
+    return stems;
+  }
+
+ private:
+  Device device_;
+  HpssConfig cfg_;
+  std::string name_ = "hpss";
+  std::vector<std::string> sources_{"harmonic", "percussive"};
+};
+
+// One runner thread owns the model; callers hand it songs and wait. Each forward batch takes
+// segments round-robin from every song in flight; a partial batch waits up to batch_delay_ms
+// for other songs before it runs.
+class ModelSeparator final : public Separator {
+ public:
+  ModelSeparator(std::unique_ptr<SegmentModel> model, const SeparatorOptions& options,
+                 std::string name)
+      : model_(std::move(model)), name_(std::move(name)), delay_(options.batch_delay_ms) {
+    cfg_.batch_max = std::max(1, options.batch_max);
+    cfg_.segment_seconds = options.segment_seconds;
+    sources_ = model_->info().sources;
+    segment_ = segment_length(model_->info(), cfg_);
+    thread_ = std::thread([this] { run(); });
+  }
+
+  ~ModelSeparator() override {
+    {
+      std::lock_guard lock(m_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+
+  const std::string& name() const override { return name_; }
+  const std::vector<std::string>& sources() const override { return sources_; }
+
+  std::vector<Stem> separate(const Audio& mix, const ProgressFn& progress) override {
+    // Conversion and normalisation run on the caller's thread, in parallel across jobs.
+    SongApply song(model_->info(), cfg_, mix);
+    Pending p{&song, &progress, std::chrono::steady_clock::now(), {}};
+    auto done = p.done.get_future();
+    {
+      std::lock_guard lock(m_);
+      YW_CHECK(!stop_, "separator {} is shutting down", name_);
+      active_.push_back(&p);
+    }
+    cv_.notify_all();
+    done.get();  // rethrows the model's failure
+    return song.finish();
+  }
+
+ private:
+  struct Pending {
+    SongApply* song;
+    const ProgressFn* progress;
+    std::chrono::steady_clock::time_point since;
+    std::promise<void> done;
+  };
+
+  void run() {
+    const int64_t in_size = model_->info().channels * segment_;
+    const int64_t out_size = static_cast<int64_t>(sources_.size()) * in_size;
+    std::vector<float> in(static_cast<size_t>(cfg_.batch_max * in_size));
+    std::vector<float> out(static_cast<size_t>(cfg_.batch_max * out_size));
+    std::vector<std::pair<Pending*, int64_t>> batch;
+    std::vector<Pending*> songs;
+    size_t cursor = 0;
+    for (;;) {
+      {
+        std::unique_lock lock(m_);
+        cv_.wait(lock, [&] { return stop_ || !active_.empty(); });
+        if (stop_ && active_.empty()) return;
+        // Wait for company while the songs in flight cannot fill a batch.
+        for (;;) {
+          int64_t left = 0;
+          auto oldest = std::chrono::steady_clock::time_point::max();
+          for (auto* p : active_) {
+            left += p->song->segments_left();
+            oldest = std::min(oldest, p->since);
+          }
+          const auto deadline = oldest + std::chrono::milliseconds(delay_);
+          if (stop_ || left >= cfg_.batch_max || std::chrono::steady_clock::now() >= deadline)
+            break;
+          cv_.wait_until(lock, deadline);
+        }
+        songs.assign(active_.begin(), active_.end());
+      }
+      // Only this thread touches a song's segments while it is active; its caller is waiting.
+      batch.clear();
+      for (size_t tried = 0; tried < songs.size() * static_cast<size_t>(cfg_.batch_max) &&
+                             static_cast<int>(batch.size()) < cfg_.batch_max;
+           ++tried) {
+        Pending* p = songs[cursor++ % songs.size()];
+        if (!p->song->has_next()) continue;
+        batch.emplace_back(p, p->song->fill_next(&in[batch.size() * static_cast<size_t>(in_size)]));
+      }
+      if (batch.empty()) {
+        // Every active song has all its segments out; none can be left waiting here, since
+        // a song leaves active_ when its last output is in.
+        continue;
+      }
+      std::exception_ptr error;
+      try {
+        model_->forward(in.data(), static_cast<int>(batch.size()), segment_, out.data());
+      } catch (...) {
+        error = std::current_exception();
+      }
+      std::vector<Pending*> finished;
+      for (size_t b = 0; b < batch.size(); ++b) {
+        Pending* p = batch[b].first;
+        if (error) {
+          if (std::find(finished.begin(), finished.end(), p) == finished.end())
+            finished.push_back(p);
+          continue;
+        }
+        p->song->accumulate(batch[b].second, &out[b * static_cast<size_t>(out_size)]);
+        if (*p->progress) (*p->progress)(p->song->progress());
+        if (p->song->complete()) finished.push_back(p);
+      }
+      {
+        std::lock_guard lock(m_);
+        for (Pending* p : finished)
+          active_.remove(p);
+      }
+      for (Pending* p : finished) {
+        if (error)
+          p->done.set_exception(error);
+        else
+          p->done.set_value();
+      }
+    }
+  }
+
+  std::unique_ptr<SegmentModel> model_;
+  std::string name_;
+  std::vector<std::string> sources_;
+  ApplyConfig cfg_;
+  int64_t segment_ = 0;
+  int delay_;
+  std::mutex m_;
+  std::condition_variable cv_;
+  std::list<Pending*> active_;
+  bool stop_ = false;
+  std::thread thread_;
+};
+
+}  // namespace
+
+std::unique_ptr<Separator> make_batched_separator(std::unique_ptr<SegmentModel> model,
+                                                  const SeparatorOptions& options,
+                                                  std::string name) {
+  YW_CHECK(model != nullptr, "make_batched_separator: no model");
+  return std::make_unique<ModelSeparator>(std::move(model), options, std::move(name));
+}
+
+std::unique_ptr<Separator> open_separator(const SeparatorOptions& options) {
+  if (options.model_path.empty()) return std::make_unique<HpssSeparator>(options.device);
+  auto model = load_torch_model(options.model_path, options.device, options.threads);
+  const auto& info = model->info();
+  log_info("models", "model {}: sources [{}], {} Hz, {} channels, segment {} samples",
+           options.model_path, fmt::join(info.sources, ", "), info.sample_rate, info.channels,
+           info.segment_samples);
+  return make_batched_separator(std::move(model), options,
+                                std::filesystem::path(options.model_path).stem().string());
+}
+
+}  // namespace yw::models

@@ -1,0 +1,192 @@
+// libyw_torch_runner.so: the only yw translation unit that includes libtorch. It loads a
+// TorchScript separator, checks it against design.md §3 and runs batches of segments.
+#include <ATen/Parallel.h>
+#include <torch/cuda.h>
+#include <torch/script.h>
+
+#include <algorithm>
+#include <cstring>
+#include <set>
+#include <string>
+
+#include <fmt/format.h>
+
+#include "../torch_runner_abi.hpp"
+#include "yw/common/error.hpp"
+
+namespace yw::models {
+namespace {
+
+// libtorch messages carry a C++ backtrace after the first line; users need the first line.
+std::string first_line(const std::string& s) {
+  const auto nl = s.find('\n');
+  return nl == std::string::npos ? s : s.substr(0, nl);
+}
+
+struct OpenFailure {
+  TorchOpenError kind;
+  std::string message;
+};
+
+class TorchModel final : public SegmentModel {
+ public:
+  TorchModel(const TorchModelRequest& req) : path_(req.path), device_(torch::kCPU) {
+    if (req.device_kind == 1) {
+      if (!torch::cuda::is_available() ||
+          req.device_index >= static_cast<int>(torch::cuda::device_count())) {
+        throw OpenFailure{TorchOpenError::device,
+                          fmt::format("model {}: device cuda:{} is not available to libtorch "
+                                      "({} CUDA devices visible; this libtorch {} CUDA)",
+                                      path_, req.device_index, torch::cuda::device_count(),
+                                      torch::cuda::is_available() ? "has" : "lacks or cannot use")};
+      }
+      device_ = torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(req.device_index));
+    }
+    at::set_num_threads(std::max(1, req.threads));
+    try {
+      module_ = torch::jit::load(path_, device_);
+    } catch (const c10::Error& e) {
+      throw OpenFailure{TorchOpenError::model,
+                        fmt::format("model {}: not a loadable TorchScript file: {}", path_,
+                                    first_line(e.what_without_backtrace()))};
+    }
+    module_.eval();
+    check_contract();
+  }
+
+  const ModelInfo& info() const override { return info_; }
+
+  void forward(const float* in, int batch, int64_t length, float* out) override {
+    torch::InferenceMode guard;
+    const int64_t c = info_.channels;
+    const auto s = static_cast<int64_t>(info_.sources.size());
+    try {
+      auto x =
+          torch::from_blob(const_cast<float*>(in), {batch, c, length}, torch::kFloat32).to(device_);
+      auto y = run(x);
+      check_output(y, batch, length);
+      y = y.to(torch::kCPU, torch::kFloat32).contiguous();
+      std::memcpy(out, y.data_ptr<float>(),
+                  static_cast<size_t>(batch * s * c * length) * sizeof(float));
+    } catch (const c10::Error& e) {
+      YW_THROW("model {}: forward failed: {}", path_, first_line(e.what_without_backtrace()));
+    } catch (const std::runtime_error& e) {
+      YW_THROW("model {}: forward failed: {}", path_, e.what());
+    }
+  }
+
+ private:
+  torch::Tensor run(const torch::Tensor& x) {
+    auto r = module_.forward({x});
+    if (!r.isTensor())
+      throw std::runtime_error(fmt::format("forward returned a {}, not a Tensor", r.tagKind()));
+    return r.toTensor();
+  }
+
+  void check_output(const torch::Tensor& y, int64_t batch, int64_t length) const {
+    const auto s = static_cast<int64_t>(info_.sources.size());
+    const std::vector<int64_t> want{batch, s, info_.channels, length};
+    if (y.dim() != 4 || y.sizes().vec() != want) {
+      throw std::runtime_error(
+          fmt::format("forward must return [batch, sources, channels, time] = [{}], got [{}]",
+                      fmt::join(want, ", "), fmt::join(y.sizes().vec(), ", ")));
+    }
+    if (!y.is_floating_point())
+      throw std::runtime_error("forward must return a floating-point tensor");
+  }
+
+  void fail(const std::string& what) const {
+    throw OpenFailure{TorchOpenError::model,
+                      fmt::format("model {}: breaks the separator contract: {}", path_, what)};
+  }
+
+  int64_t int_attr(const char* name, bool required) const {
+    if (!module_.hasattr(name)) {
+      if (required) fail(fmt::format("attribute '{}' (int) is missing", name));
+      return 0;
+    }
+    const auto v = module_.attr(name);
+    if (!v.isInt())
+      fail(fmt::format("attribute '{}' must be an int, it is a {}", name, v.tagKind()));
+    return v.toInt();
+  }
+
+  void check_contract() {
+    if (!module_.find_method("forward")) fail("it has no forward method");
+    const auto& schema = module_.get_method("forward").function().getSchema();
+    if (schema.arguments().size() != 2)
+      fail(fmt::format("forward must take one tensor (mix), it takes {} arguments",
+                       schema.arguments().size() - 1));
+
+    if (!module_.hasattr("sources")) fail("attribute 'sources' (List[str]) is missing");
+    const auto sources = module_.attr("sources");
+    if (!sources.isList()) fail("attribute 'sources' must be a List[str]");
+    std::set<std::string> seen;
+    for (const auto& v : sources.toListRef()) {
+      if (!v.isString()) fail("attribute 'sources' must be a List[str]");
+      const std::string name = v.toStringRef();
+      if (name.empty() || name.find('/') != std::string::npos || !seen.insert(name).second)
+        fail(fmt::format("source name '{}' is empty, repeated or contains '/'", name));
+      info_.sources.push_back(name);
+    }
+    if (info_.sources.empty()) fail("attribute 'sources' is empty");
+
+    const int64_t rate = int_attr("samplerate", true);
+    if (rate < 1000 || rate > 768000) fail(fmt::format("samplerate {} is not plausible", rate));
+    info_.sample_rate = static_cast<int>(rate);
+    const int64_t channels = int_attr("audio_channels", true);
+    if (channels < 1 || channels > 8)
+      fail(fmt::format("audio_channels {} is not in 1..8", channels));
+    info_.channels = static_cast<int>(channels);
+    info_.segment_samples = int_attr("segment_samples", false);
+    if (module_.hasattr("segment_samples") && info_.segment_samples < 16)
+      fail(fmt::format("segment_samples {} is too short", info_.segment_samples));
+
+    // One probe forward proves the shapes the attributes promise.
+    const int64_t probe = info_.segment_samples > 0 ? info_.segment_samples : info_.sample_rate / 4;
+    torch::InferenceMode guard;
+    try {
+      auto x =
+          torch::randn({1, info_.channels, probe}, torch::TensorOptions().device(device_)) * 0.1;
+      check_output(run(x), 1, probe);
+    } catch (const c10::Error& e) {
+      fail(fmt::format("probe forward on [1, {}, {}] failed: {}", info_.channels, probe,
+                       first_line(e.what_without_backtrace())));
+    } catch (const std::runtime_error& e) {
+      fail(e.what());
+    }
+  }
+
+  std::string path_;
+  torch::Device device_;
+  torch::jit::Module module_;
+  ModelInfo info_;
+};
+
+}  // namespace
+}  // namespace yw::models
+
+extern "C" __attribute__((visibility("default"))) yw::models::SegmentModel* yw_torch_open_model_v1(
+    const yw::models::TorchModelRequest* request, char* error, std::size_t error_size,
+    int* error_kind) {
+  using yw::models::TorchOpenError;
+  auto report = [&](TorchOpenError kind, const std::string& msg) {
+    if (error_kind) *error_kind = static_cast<int>(kind);
+    if (error && error_size) {
+      const size_t n = std::min(error_size - 1, msg.size());
+      std::memcpy(error, msg.data(), n);
+      error[n] = '\0';
+    }
+  };
+  try {
+    return new yw::models::TorchModel(*request);
+  } catch (const yw::models::OpenFailure& f) {
+    report(f.kind, f.message);
+  } catch (const c10::Error& e) {
+    report(TorchOpenError::model, fmt::format("model {}: {}", request->path,
+                                              yw::models::first_line(e.what_without_backtrace())));
+  } catch (const std::exception& e) {
+    report(TorchOpenError::model, fmt::format("model {}: {}", request->path, e.what()));
+  }
+  return nullptr;
+}
