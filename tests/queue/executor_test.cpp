@@ -1,0 +1,272 @@
+// The executor against a real PostgreSQL with the pinned pg-boss schema (label db): handlers are
+// registered by the tests themselves.
+#include "yw/worker/executor.hpp"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <thread>
+
+#include <pqxx/pqxx>
+
+#include "support/pg_fixture.hpp"
+#include "yw/common/error.hpp"
+
+namespace yw::worker {
+namespace {
+
+using nlohmann::json;
+using std::chrono::milliseconds;
+
+template <typename Pred>
+bool eventually(Pred pred, milliseconds timeout = milliseconds(15'000)) {
+  const auto until = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < until) {
+    if (pred()) return true;
+    std::this_thread::sleep_for(milliseconds(25));
+  }
+  return pred();
+}
+
+class ExecutorTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (test::test_database_url().empty()) {
+      if (std::getenv("CI") != nullptr) FAIL() << "TEST_DATABASE_URL is not set";
+      GTEST_SKIP() << "TEST_DATABASE_URL is not set (scripts/test.sh starts a server)";
+    }
+    schema_ = std::make_unique<test::PgBossSchema>();
+    pool_ = std::make_unique<queue::ConnectionPool>(
+        queue::PoolConfig{.url = schema_->url(), .max_size = 8});
+    client_ = std::make_unique<queue::PgBossClient>(*pool_, schema_->name());
+  }
+  void TearDown() override {
+    executor_.reset();
+    client_.reset();
+    pool_.reset();
+  }
+
+  Executor& start(ExecutorOptions opt) {
+    opt.sweep_interval =
+        opt.sweep_interval == milliseconds(10'000) ? milliseconds(500) : opt.sweep_interval;
+    executor_ = std::make_unique<Executor>(*client_, registry_, std::move(opt));
+    executor_->start();
+    return *executor_;
+  }
+  std::string state(const std::string& q, const std::string& id) {
+    const json j = client_->get_job(q, id);
+    return j.is_null() ? "" : j["state"].get<std::string>();
+  }
+  int count(const std::string& where) {
+    pqxx::connection c(schema_->url());
+    pqxx::nontransaction tx(c);
+    return tx.exec1(fmt::format("SELECT count(*) FROM {}.job WHERE {}", schema_->name(), where))[0]
+        .as<int>();
+  }
+
+  HandlerRegistry registry_;
+  std::unique_ptr<test::PgBossSchema> schema_;
+  std::unique_ptr<queue::ConnectionPool> pool_;
+  std::unique_ptr<queue::PgBossClient> client_;
+  std::unique_ptr<Executor> executor_;
+};
+
+TEST_F(ExecutorTest, CompletesEachJobWithItsOwnOutputAndCreatesTheQueues) {
+  registry_.add("echo", [](const json& data, JobContext& ctx) {
+    return json{{"got", data}, {"retry_count", ctx.retry_count}};
+  });
+  registry_.add("scalar", [](const json& data, JobContext&) { return data["n"]; });
+  ExecutorOptions opt;
+  opt.concurrency = 3;
+  auto& ex = start(opt);
+  EXPECT_EQ(client_->queue("echo").dead_letter, std::optional<std::string>("echo__dead"));
+  std::vector<std::string> ids;
+  for (int i = 0; i < 20; ++i)
+    ids.push_back(*client_->send("echo", {json{{"i", i}}, json::object()}));
+  const auto s = *client_->send("scalar", {json{{"n", 5}}, json::object()});
+  ASSERT_TRUE(eventually([&] { return count("state = 'completed'") == 21; }));
+  for (int i = 0; i < 20; ++i) {
+    const json j = client_->get_job("echo", ids[i]);
+    EXPECT_EQ(j["output"], json({{"got", {{"i", i}}}, {"retry_count", 0}}));
+  }
+  EXPECT_EQ(client_->get_job("scalar", s)["output"], json({{"value", 5}}));
+  EXPECT_EQ(ex.stats().completed, 21u);
+  EXPECT_EQ(ex.in_flight(), 0);
+}
+
+TEST_F(ExecutorTest, RespectsTheConcurrencyLimit) {
+  std::atomic<int> now{0}, peak{0};
+  registry_.add("slow", [&](const json&, JobContext&) {
+    const int n = ++now;
+    int p = peak.load();
+    while (n > p && !peak.compare_exchange_weak(p, n)) {
+    }
+    std::this_thread::sleep_for(milliseconds(50));
+    --now;
+    return json::object();
+  });
+  ExecutorOptions opt;
+  opt.concurrency = 8;
+  opt.queue_concurrency = {{"slow", 3}};
+  start(opt);
+  for (int i = 0; i < 15; ++i)
+    client_->send("slow", {json{{"i", i}}, json::object()});
+  ASSERT_TRUE(eventually([&] { return count("state = 'completed'") == 15; }));
+  EXPECT_EQ(peak.load(), 3);
+}
+
+TEST_F(ExecutorTest, ExceptionsRetryAndInputErrorsFailAtOnce) {
+  std::atomic<int> calls{0};
+  registry_.add("flaky", [&](const json&, JobContext&) -> json {
+    ++calls;
+    throw std::runtime_error("disk on fire");
+  });
+  registry_.add("strict",
+                [](const json&, JobContext&) -> json { YW_THROW_INPUT("record_id: required"); });
+  ExecutorOptions opt;
+  opt.poll_interval = milliseconds(100);
+  opt.queue_options = {{"flaky", {{"retryLimit", 1}}}, {"strict", {{"retryLimit", 3}}}};
+  auto& ex = start(opt);
+  const auto f = *client_->send("flaky", {json{{"a", 1}}, json::object()});
+  const auto st = *client_->send("strict", {json{{"a", 1}}, json::object()});
+  ASSERT_TRUE(eventually([&] { return state("flaky", f) == "failed"; }));
+  ASSERT_TRUE(eventually([&] { return state("strict", st) == "failed"; }));
+  EXPECT_EQ(calls.load(), 2);
+  const json fj = client_->get_job("flaky", f);
+  EXPECT_EQ(fj["output"]["name"], "Error");
+  EXPECT_EQ(fj["output"]["message"], "disk on fire");
+  EXPECT_TRUE(fj["output"]["stack"].is_string());
+  EXPECT_EQ(fj["retry_count"], 1);
+  const json sj = client_->get_job("strict", st);
+  EXPECT_EQ(sj["output"]["name"], "InputError");
+  EXPECT_EQ(sj["output"]["message"], "record_id: required");
+  EXPECT_EQ(sj["retry_count"], 0) << "an input error is not retried";
+  EXPECT_EQ(count("name = 'strict__dead' AND source_id = '" + st + "'"), 1);
+  EXPECT_EQ(count("name = 'flaky__dead' AND source_id = '" + f + "'"), 1);
+  EXPECT_EQ(ex.stats().dead, 1u);
+}
+
+TEST_F(ExecutorTest, AHandlerPastExpireSecondsIsStoppedAndFailed) {
+  std::atomic<bool> saw_stop{false};
+  registry_.add("stuck", [&](const json&, JobContext& ctx) -> json {
+    while (!ctx.stop.stop_requested())
+      std::this_thread::sleep_for(milliseconds(10));
+    saw_stop = true;
+    return json{{"late", true}};
+  });
+  ExecutorOptions opt;
+  opt.queue_options = {{"stuck", {{"retryLimit", 0}, {"expireInSeconds", 1}}}};
+  auto& ex = start(opt);
+  const auto id = *client_->send("stuck", {json{{"a", 1}}, json::object()});
+  ASSERT_TRUE(eventually([&] { return state("stuck", id) == "failed"; }));
+  EXPECT_TRUE(eventually([&] { return saw_stop.load(); }));
+  const json j = client_->get_job("stuck", id);
+  EXPECT_EQ(j["output"]["message"], "handler execution exceeded 1s");
+  EXPECT_TRUE(eventually([&] { return ex.in_flight() == 0; }));
+  EXPECT_EQ(ex.stats().expired, 1u);
+}
+
+TEST_F(ExecutorTest, HeartbeatsKeepALongJobAliveAgainstTheSweep) {
+  registry_.add("long", [](const json&, JobContext&) {
+    std::this_thread::sleep_for(milliseconds(3500));
+    return json{{"done", true}};
+  });
+  ExecutorOptions opt;
+  opt.sweep_interval = milliseconds(300);
+  opt.queue_options = {{"long", {{"heartbeatSeconds", 2}}}};
+  start(opt);
+  const auto id = *client_->send("long", {json{{"a", 1}}, json::object()});
+  ASSERT_TRUE(eventually([&] { return state("long", id) == "completed"; }));
+  EXPECT_EQ(client_->get_job("long", id)["output"], json({{"done", true}}));
+}
+
+TEST_F(ExecutorTest, ASettleAfterTheClaimWasLostIsLoggedNotThrown) {
+  std::atomic<bool> release{false};
+  registry_.add("lost", [&](const json&, JobContext&) {
+    while (!release)
+      std::this_thread::sleep_for(milliseconds(10));
+    return json{{"stale", true}};
+  });
+  ExecutorOptions opt;
+  opt.sweep_interval = milliseconds(0);
+  opt.queue_options = {{"lost", {{"retryLimit", 0}}}};
+  auto& ex = start(opt);
+  const auto id = *client_->send("lost", {json{{"a", 1}}, json::object()});
+  ASSERT_TRUE(eventually([&] { return state("lost", id) == "active"; }));
+  // Another worker's sweep expires the attempt while our handler still runs.
+  schema_->exec("UPDATE " + schema_->name() +
+                ".job SET started_on = now() - interval '1 hour' WHERE id = '" + id + "'");
+  EXPECT_EQ(client_->expire_sweep({"lost"}), 1);
+  release = true;
+  ASSERT_TRUE(eventually([&] { return ex.stats().lost_claims == 1; }));
+  const json j = client_->get_job("lost", id);
+  EXPECT_EQ(j["state"], "failed");
+  EXPECT_EQ(j["output"], json({{"value", {{"message", "job timed out"}}}}));
+  EXPECT_TRUE(eventually([&] { return ex.in_flight() == 0; }));
+}
+
+TEST_F(ExecutorTest, ChildJobsAreSentInTheTransactionThatCompletesTheParent) {
+  registry_.add("parent", [](const json& data, JobContext& ctx) {
+    ctx.children->push_back(
+        {"child", json{{"from", data["n"]}}, {{"singletonKey", "c-" + data["n"].dump()}}});
+    if (data["n"] == 2) ctx.children->push_back({"nowhere", json{}, json::object()});
+    return json{{"ok", true}};
+  });
+  registry_.add("child", [](const json& data, JobContext&) { return data; });
+  ExecutorOptions opt;
+  opt.queue_options = {{"parent", {{"retryLimit", 0}}}};
+  start(opt);
+  const auto good = *client_->send("parent", {json{{"n", 1}}, json::object()});
+  const auto bad = *client_->send("parent", {json{{"n", 2}}, json::object()});
+  ASSERT_TRUE(eventually([&] { return state("parent", good) == "completed"; }));
+  ASSERT_TRUE(eventually([&] { return state("parent", bad) == "failed"; }));
+  ASSERT_TRUE(eventually([&] { return count("name = 'child' AND state = 'completed'") == 1; }));
+  EXPECT_EQ(count("name = 'child' AND singleton_key = 'c-1'"), 1);
+  EXPECT_EQ(count("name = 'child' AND singleton_key = 'c-2'"), 0)
+      << "a parent whose children cannot all be sent sends none";
+}
+
+TEST_F(ExecutorTest, NotifyWakesTheFetchLoopBeforeThePollInterval) {
+  registry_.add("fast", [](const json&, JobContext&) { return json::object(); });
+  ExecutorOptions opt;
+  opt.poll_interval = milliseconds(60'000);
+  opt.queue_options = {{"fast", {{"notify", true}}}};
+  start(opt);
+  std::this_thread::sleep_for(milliseconds(500));  // LISTEN established, first poll done
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto id = *client_->send("fast", {json{{"a", 1}}, json::object()});
+  ASSERT_TRUE(eventually([&] { return state("fast", id) == "completed"; }, milliseconds(5000)));
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, milliseconds(5000));
+}
+
+TEST_F(ExecutorTest, ShutdownFailsBackRunningJobsAsRetryable) {
+  std::atomic<bool> stopped{false};
+  registry_.add("busy", [&](const json&, JobContext& ctx) -> json {
+    while (!ctx.stop.stop_requested())
+      std::this_thread::sleep_for(milliseconds(10));
+    stopped = true;
+    throw std::runtime_error("interrupted");
+  });
+  ExecutorOptions opt;
+  auto& ex = start(opt);
+  const auto id = *client_->send("busy", {json{{"a", 1}}, json::object()});
+  ASSERT_TRUE(eventually([&] { return ex.in_flight() == 1 && state("busy", id) == "active"; }));
+  ex.stop_fetching();
+  EXPECT_EQ(ex.fail_back_running(), 1);
+  EXPECT_TRUE(ex.join(milliseconds(5000)));
+  EXPECT_TRUE(stopped.load());
+  const json j = client_->get_job("busy", id);
+  EXPECT_EQ(j["state"], "retry");
+  EXPECT_EQ(j["output"]["message"], "yesod-worker shut down while active");
+}
+
+TEST_F(ExecutorTest, AQueueWithoutAHandlerIsAConfigurationError) {
+  ExecutorOptions opt;
+  opt.queues = {"unknown"};
+  Executor ex(*client_, registry_, opt);
+  EXPECT_THROW(ex.start(), ConfigError);
+}
+
+}  // namespace
+}  // namespace yw::worker
