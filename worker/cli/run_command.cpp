@@ -73,6 +73,12 @@ int run_worker(const WorkerConfig& config) {
                             mask_secrets(e.what())));
   }
 
+  // Before any thread starts (handlers, executor): every thread inherits the blocked signals.
+  ShutdownController shutdown(SteadyClock::instance(),
+                              std::chrono::duration_cast<Clock::duration>(
+                                  std::chrono::duration<double>(config.shutdown_timeout_s)));
+  SignalWatcher signals(shutdown);
+
   // Queues whose handler has not landed in this build are named and skipped, not fatal.
   HandlerRegistry registry;
   register_all_handlers(registry);
@@ -101,10 +107,6 @@ int run_worker(const WorkerConfig& config) {
        field("schema_version", version), field("queues", join(queues)),
        field("served", join(served)), field("concurrency", config.concurrency)});
 
-  ShutdownController shutdown(SteadyClock::instance(),
-                              std::chrono::duration_cast<Clock::duration>(
-                                  std::chrono::duration<double>(config.shutdown_timeout_s)));
-  SignalWatcher signals(shutdown);
   while (true) {
     const ShutdownPhase phase = shutdown.update(executor.in_flight());
     if (phase == ShutdownPhase::stopped) break;
