@@ -15,7 +15,9 @@ std::string DeviceRequest::to_string() const {
 }
 
 std::string CudaInventory::describe(int index) const {
-  return cuda_device_description(index);
+  return index >= 0 && static_cast<std::size_t>(index) < devices.size()
+             ? devices[static_cast<std::size_t>(index)]
+             : std::string();
 }
 
 DeviceRequest parse_device(std::string_view text) {
@@ -44,7 +46,7 @@ Device resolve_device(const DeviceRequest& request, const CudaInventory& invento
     return inventory.count > 0 ? Device{Device::Kind::cuda, 0} : Device{};
   }
   if (!request.device.is_cuda()) return request.device;
-  if (!cuda_compiled_in()) {
+  if (!inventory.compiled_in) {
     throw ConfigError(fmt::format(
         "device: {} requested, but this build has no CUDA support (rebuild with -DYW_CUDA=ON, or "
         "use --device auto|cpu)",

@@ -3,16 +3,10 @@
 
 namespace yw {
 
-bool cuda_compiled_in() noexcept {
-  return false;
-}
-
 CudaInventory cuda_inventory() noexcept {
-  return {0, "built without CUDA (-DYW_CUDA=OFF or no nvcc at build time)"};
-}
-
-std::string cuda_device_description(int /*index*/) noexcept {
-  return {};
+  CudaInventory inv;
+  inv.reason = "built without CUDA (-DYW_CUDA=OFF or no nvcc at build time)";
+  return inv;
 }
 
 }  // namespace yw

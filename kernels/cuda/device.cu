@@ -7,26 +7,9 @@
 #include "yw/kernels/device.hpp"
 
 namespace yw {
+namespace {
 
-bool cuda_compiled_in() noexcept {
-  return true;
-}
-
-CudaInventory cuda_inventory() noexcept {
-  CudaInventory inv;
-  int count = 0;
-  const cudaError_t err = cudaGetDeviceCount(&count);
-  if (err != cudaSuccess) {
-    inv.reason = fmt::format("{} ({})", cudaGetErrorString(err), cudaGetErrorName(err));
-    cudaGetLastError();  // clear the sticky error so later calls are not poisoned
-    return inv;
-  }
-  inv.count = count;
-  if (count == 0) inv.reason = "the CUDA runtime reports no device";
-  return inv;
-}
-
-std::string cuda_device_description(int index) noexcept {
+std::string describe_device(int index) noexcept {
   cudaDeviceProp prop{};
   if (cudaGetDeviceProperties(&prop, index) != cudaSuccess) {
     cudaGetLastError();
@@ -38,6 +21,25 @@ std::string cuda_device_description(int index) noexcept {
   } catch (...) {
     return {};
   }
+}
+
+}  // namespace
+
+CudaInventory cuda_inventory() noexcept {
+  CudaInventory inv;
+  inv.compiled_in = true;
+  int count = 0;
+  const cudaError_t err = cudaGetDeviceCount(&count);
+  if (err != cudaSuccess) {
+    inv.reason = fmt::format("{} ({})", cudaGetErrorString(err), cudaGetErrorName(err));
+    cudaGetLastError();  // clear the sticky error so later calls are not poisoned
+    return inv;
+  }
+  inv.count = count;
+  if (count == 0) inv.reason = "the CUDA runtime reports no device";
+  for (int i = 0; i < count; ++i)
+    inv.devices.push_back(describe_device(i));
+  return inv;
 }
 
 }  // namespace yw

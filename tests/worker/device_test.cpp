@@ -20,20 +20,27 @@ TEST(DeviceTest, ParsesEveryForm) {
 }
 
 TEST(DeviceTest, AutoPicksTheFirstGpuOrTheCpu) {
-  EXPECT_EQ(resolve_device(parse_device("auto"), CudaInventory{0, "none"}), Device{});
-  EXPECT_EQ(resolve_device(parse_device("auto"), CudaInventory{2, ""}),
+  EXPECT_EQ(resolve_device(parse_device("auto"), CudaInventory{false, 0, "none", {}}), Device{});
+  EXPECT_EQ(resolve_device(parse_device("auto"), CudaInventory{true, 2, "", {"a", "b"}}),
             (Device{Device::Kind::cuda, 0}));
-  EXPECT_EQ(resolve_device(parse_device("cpu"), CudaInventory{2, ""}), Device{});
+  EXPECT_EQ(resolve_device(parse_device("cpu"), CudaInventory{true, 2, "", {"a", "b"}}), Device{});
 }
 
 TEST(DeviceTest, MissingCudaDeviceIsAnError) {
   try {
-    resolve_device(parse_device("cuda:1"), CudaInventory{1, ""});
+    resolve_device(parse_device("cuda:1"), CudaInventory{true, 1, "", {"gpu"}});
     FAIL() << "cuda:1 with one device must fail";
   } catch (const ConfigError& e) {
     EXPECT_NE(std::string(e.what()).find("cuda:1"), std::string::npos) << e.what();
   }
-  EXPECT_THROW(resolve_device(parse_device("cuda:0"), CudaInventory{0, "no driver"}), ConfigError);
+  EXPECT_THROW(resolve_device(parse_device("cuda:0"), CudaInventory{true, 0, "no driver", {}}),
+               ConfigError);
+  try {
+    resolve_device(parse_device("cuda:0"), CudaInventory{false, 0, "built without CUDA", {}});
+    FAIL() << "a CPU-only build cannot use cuda:0";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("no CUDA support"), std::string::npos) << e.what();
+  }
 }
 
 TEST(DeviceTest, InventoryNeverThrowsAndExplainsAnEmptyResult) {

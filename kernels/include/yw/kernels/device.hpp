@@ -3,6 +3,7 @@
 // includes CUDA headers, so CPU-only code can name devices.
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace yw {
 
@@ -31,18 +32,17 @@ DeviceRequest parse_device(std::string_view text);
 // Facts about the CUDA devices this process can use. With no CUDA build, no driver or no device
 // `count` is 0 and `reason` says why (for the startup log and the `cuda:N` error).
 struct CudaInventory {
+  bool compiled_in = false;  // this binary has the CUDA twins
   int count = 0;
   std::string reason;
-  std::string describe(int index) const;  // "NVIDIA H200 (sm_90, 139 GiB)"; empty when unknown
+  std::vector<std::string> devices;       // per ordinal: "NVIDIA H200 (sm_90, 139 GiB)"
+  std::string describe(int index) const;  // devices[index], or "" when unknown
 };
 
 // Queries the CUDA runtime once per call; never throws. Implemented by kernels/cuda/device.cu
-// in a CUDA build and by kernels/cpu/device_nocuda.cpp otherwise.
+// in a CUDA build and by kernels/cpu/device_nocuda.cpp otherwise (the only two definitions, so
+// yw_kernels itself never refers to either).
 CudaInventory cuda_inventory() noexcept;
-// Name, compute capability and memory of device `index`, or "" when unavailable.
-std::string cuda_device_description(int index) noexcept;
-// True when this binary was built with the CUDA twins.
-bool cuda_compiled_in() noexcept;
 
 // Resolves a request against the inventory: `auto` picks cuda:0 when one is usable, else the CPU;
 // `cuda:N` with no such usable device throws yw::ConfigError (a broken GPU node must fail loudly).
