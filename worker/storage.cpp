@@ -607,4 +607,36 @@ std::string put_artifact(const std::filesystem::path& local_file, std::string_vi
   throw ConfigError(fmt::format("YW_OUTPUT_URI: unsupported '{}'", config.output_uri));
 }
 
+std::string put_artifact_bytes(std::string_view bytes, std::string_view key,
+                               const WorkerConfig& config) {
+  const auto slash = key.rfind('/');
+  const auto name = slash == std::string_view::npos ? key : key.substr(slash + 1);
+  const auto dot = name.rfind('.');
+  const std::string ext = dot == std::string_view::npos ? "" : std::string(name.substr(dot));
+  LocalInput tmp(make_temp_file(ext), true);
+  {
+    std::FILE* out = std::fopen(tmp.path().c_str(), "wb");
+    if (out == nullptr) {
+      YW_THROW("storage: cannot write '{}': {}", tmp.path().string(), errno_text(errno));
+    }
+    const bool ok = std::fwrite(bytes.data(), 1, bytes.size(), out) == bytes.size();
+    const bool closed = std::fclose(out) == 0;
+    if (!ok || !closed) {
+      YW_THROW("storage: cannot write '{}': {}", tmp.path().string(), errno_text(errno));
+    }
+  }
+  return put_artifact(tmp.path(), key, config);
+}
+
+std::string artifact_prefix(const std::string& record_id, std::string_view job_id) {
+  std::string out;
+  for (char ch : record_id) {
+    const bool safe =
+        std::isalnum(static_cast<unsigned char>(ch)) != 0 || ch == '.' || ch == '_' || ch == '-';
+    out.push_back(safe ? ch : '_');
+  }
+  if (out.empty() || out == "." || out == "..") return std::string(job_id);
+  return out;
+}
+
 }  // namespace yw::worker

@@ -62,5 +62,12 @@ LocalInput fetch_input(std::string_view uri, const WorkerConfig& config, const F
 //    with `x-upsert: true` (so a retry replaces the object). Returns supabase://bucket/prefix/key.
 std::string put_artifact(const std::filesystem::path& local_file, std::string_view key,
                          const WorkerConfig& config);
+// The same for bytes in memory (a JSON document): written to a temporary file, then put_artifact.
+std::string put_artifact_bytes(std::string_view bytes, std::string_view key,
+                               const WorkerConfig& config);
+
+// The first segment of artifact keys for a job: its record_id (a number or a non-empty string)
+// made path-safe (characters outside [A-Za-z0-9._-] become '_'), else the job id.
+std::string artifact_prefix(const std::string& record_id, std::string_view job_id);
 
 }  // namespace yw::worker
