@@ -9,6 +9,11 @@
 
 namespace yw::chromaprint_detail {
 
+inline constexpr int kChromaBinLo = 10;    // first FFT bin used (28 Hz)
+inline constexpr int kChromaBinHi = 1308;  // one past the last (3520 Hz)
+// Band (0 = A ... 11 = G#) of FFT bin `bin` (kChromaBinLo <= bin < kChromaBinHi).
+int chroma_band(int bin);
+
 // Filter(type, y, height, width) + Quantizer(t0, t1, t2), in bit order (classifier 0 ->
 // bits 31..30).
 struct Classifier {

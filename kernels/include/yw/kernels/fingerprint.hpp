@@ -12,9 +12,11 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "yw/kernels/audio.hpp"
+#include "yw/kernels/chromaprint_tables.hpp"
 
 namespace yw {
 
@@ -73,14 +75,5 @@ struct FileFingerprint {
 // Throws yw::InputError naming the file when it cannot be decoded; returns no items (and an
 // empty string) when the used audio is shorter than kChromaprintMinSamples.
 FileFingerprint fingerprint_file(const std::filesystem::path& path, double length_seconds = 120.0);
-
-// The stages after the FFT, shared by both twins so they agree bit for bit: the chroma bin-to-band
-// map and the classifier evaluation over a window of 16 normalised chroma rows.
-namespace chromaprint_detail {
-inline constexpr int kChromaBinLo = 10;    // first FFT bin used
-inline constexpr int kChromaBinHi = 1308;  // one past the last
-// Band (0 = A ... 11 = G#) of FFT bin `bin` (kChromaBinLo <= bin < kChromaBinHi).
-int chroma_band(int bin);
-}  // namespace chromaprint_detail
 
 }  // namespace yw
