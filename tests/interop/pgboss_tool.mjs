@@ -1,0 +1,106 @@
+// The Node side of the interop tests: the real pg-boss 12.38.0 (scripts/pgboss) doing what the
+// Yesod API does. Usage: node pgboss_tool.mjs COMMAND URL SCHEMA QUEUE [ARGS…]; answers JSON on
+// stdout, diagnostics on stderr.
+//   send-mixed N            send N jobs, mixed priorities, delays and singleton keys
+//   get                     getJobById for every id in the JSON array on stdin
+//   find                    findJobs(QUEUE): every job of the queue
+//   watch ID SECONDS        poll getJobById every 25 ms; the distinct states seen and the last job
+//   work N SECONDS          work() with includeMetadata until N jobs arrived: what it received
+//   drain SECONDS           work() at batchSize 100 completing {by: 'node'} until SIGTERM or idle
+//   send-timed N GAP_MS     send N jobs one at a time, data {sent_at: epoch ms}
+//   latency N GAP_MS        send and work in-process; send-to-start latency of pg-boss itself
+const pgbossUrl = new URL('../../scripts/pgboss/node_modules/pg-boss/dist/index.js', import.meta.url);
+const { PgBoss } = await import(pgbossUrl.href);
+
+const [command, url, schema, queue, ...args] = process.argv.slice(2);
+const boss = new PgBoss({
+  connectionString: url,
+  schema,
+  supervise: false,
+  schedule: false,
+  migrate: false,
+  useListenNotify: command === 'latency',
+});
+boss.on('error', (e) => process.stderr.write(`pg-boss error: ${e.message}\n`));
+await boss.start();
+
+const out = (v) => process.stdout.write(JSON.stringify(v) + '\n');
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const readStdin = async () => {
+  let s = '';
+  for await (const chunk of process.stdin) s += chunk;
+  return JSON.parse(s);
+};
+
+try {
+  if (command === 'send-mixed') {
+    const n = Number(args[0]);
+    const sent = [];
+    for (let i = 0; i < n; i++) {
+      const options = { priority: i % 5 };
+      if (i % 7 === 0) options.startAfter = 1 + (i % 2);
+      if (i % 3 === 0) options.singletonKey = `k${i}`;
+      const data = { i, text: `job ${i}`, nested: { even: i % 2 === 0 } };
+      const id = await boss.send(queue, data, options);
+      sent.push({ id, data, options });
+    }
+    out(sent);
+  } else if (command === 'get') {
+    const ids = await readStdin();
+    const jobs = [];
+    for (const id of ids) jobs.push(await boss.getJobById(queue, id));
+    out(jobs);
+  } else if (command === 'find') {
+    out(await boss.findJobs(queue));
+  } else if (command === 'watch') {
+    const [id, seconds] = [args[0], Number(args[1])];
+    const states = [];
+    let job = null;
+    const until = Date.now() + seconds * 1000;
+    while (Date.now() < until) {
+      job = await boss.getJobById(queue, id);
+      if (job && states[states.length - 1] !== job.state) states.push(job.state);
+      if (job && (job.state === 'failed' || job.state === 'completed')) break;
+      await sleep(25);
+    }
+    out({ states, job });
+  } else if (command === 'work') {
+    const [n, seconds] = [Number(args[0]), Number(args[1])];
+    const got = [];
+    await boss.work(queue, { includeMetadata: true, pollingIntervalSeconds: 0.5 }, async ([job]) => {
+      got.push(job);
+      return { ok: true };
+    });
+    const until = Date.now() + seconds * 1000;
+    while (got.length < n && Date.now() < until) await sleep(50);
+    out(got);
+  } else if (command === 'drain') {
+    const seconds = Number(args[0]);
+    let count = 0;
+    let last = Date.now();
+    let stop = false;
+    process.on('SIGTERM', () => { stop = true; });
+    await boss.work(queue, { batchSize: 100, pollingIntervalSeconds: 0.5, localConcurrency: 2 },
+      async (jobs) => {
+        count += jobs.length;
+        last = Date.now();
+        for (const j of jobs) await boss.complete(queue, j.id, { by: 'node' });
+      });
+    const until = Date.now() + seconds * 1000;
+    while (!stop && Date.now() < until && (count === 0 || Date.now() - last < 3000)) await sleep(100);
+    out({ count });
+  } else if (command === 'send-timed') {
+    const [n, gap] = [Number(args[0]), Number(args[1])];
+    const ids = [];
+    for (let i = 0; i < n; i++) {
+      await sleep(Math.random() * gap);
+      ids.push(await boss.send(queue, { i, sent_at: Date.now() }));
+    }
+    out(ids);
+  } else {
+    throw new Error(`unknown command ${command}`);
+  }
+} finally {
+  await boss.stop({ graceful: false, wait: true, close: true }).catch(() => {});
+}
+process.exit(0);
