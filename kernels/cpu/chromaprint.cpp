@@ -194,18 +194,18 @@ std::vector<std::uint32_t> decompress_fingerprint(std::string_view text, int* al
   return items;
 }
 
-FileFingerprint fingerprint_file(const std::filesystem::path& path, double length_seconds) {
+namespace {
+
+// Decodes `path` and converts it as fpcalc does, handing each converted block to `sink` until
+// `length_seconds` of converted audio (fpcalc counts its limit in 11025 Hz samples) or the end.
+template <typename Sink>
+AudioInfo convert_file(const std::filesystem::path& path, double length_seconds, Sink&& sink) {
   auto reader = AudioReader::open(path);
-  FileFingerprint out;
-  out.info = reader->info();
-  out.duration_seconds = out.info.duration_seconds;
-  const auto channels = static_cast<std::size_t>(out.info.channels);
-  // fpcalc counts its limit in converted (11025 Hz) samples.
+  const AudioInfo info = reader->info();
+  const auto channels = static_cast<std::size_t>(info.channels);
   const std::int64_t limit =
       length_seconds > 0 ? static_cast<std::int64_t>(length_seconds * kFpcalcSampleRate) : -1;
-
-  FpcalcResampler resampler(out.info.sample_rate, out.info.channels);
-  FingerprinterCpu core;
+  FpcalcResampler resampler(info.sample_rate, info.channels);
   constexpr std::size_t kBlockFrames = 16384;
   std::vector<std::int16_t> block(kBlockFrames * channels);
   std::vector<std::int16_t> mono;
@@ -213,7 +213,7 @@ FileFingerprint fingerprint_file(const std::filesystem::path& path, double lengt
   const auto push = [&] {
     if (limit >= 0 && used + static_cast<std::int64_t>(mono.size()) > limit)
       mono.resize(static_cast<std::size_t>(limit - used));
-    core.feed(mono);
+    sink(std::span<const std::int16_t>(mono));
     used += static_cast<std::int64_t>(mono.size());
     mono.clear();
   };
@@ -227,8 +227,28 @@ FileFingerprint fingerprint_file(const std::filesystem::path& path, double lengt
     resampler.feed(block.data(), got, mono);
     push();
   }
+  return info;
+}
+
+}  // namespace
+
+FileFingerprint fingerprint_file(const std::filesystem::path& path, double length_seconds) {
+  FileFingerprint out;
+  FingerprinterCpu core;
+  out.info = convert_file(path, length_seconds,
+                          [&](std::span<const std::int16_t> block) { core.feed(block); });
+  out.duration_seconds = out.info.duration_seconds;
   out.items = core.items();
   if (!out.items.empty()) out.fingerprint = compress_fingerprint(out.items);
+  return out;
+}
+
+FpcalcSignal fpcalc_signal(const std::filesystem::path& path, double length_seconds) {
+  FpcalcSignal out;
+  out.info = convert_file(path, length_seconds, [&](std::span<const std::int16_t> block) {
+    out.samples.insert(out.samples.end(), block.begin(), block.end());
+  });
+  out.duration_seconds = out.info.duration_seconds;
   return out;
 }
 

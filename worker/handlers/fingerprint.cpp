@@ -1,12 +1,17 @@
 // `fingerprint_audio` (design.md §2): the Chromaprint fingerprint fpcalc prints for one audio URI.
 // data {audio (required), record_id, length_seconds = 120 (0 = whole file), raw = false}
 // output {record_id, fingerprint, algorithm: 2, duration_seconds, items (when raw)}
-// Runs on the CPU twin (the batched CUDA twin is driven by a device runner, not per job).
+// Decoding and fpcalc's conversion run on the job's thread; the core runs in the device's
+// FingerprintBatcher, so concurrent jobs share one batched cuFFT call on a GPU (or one CPU twin
+// call in CPU mode).
+#include <chrono>
+
 #include <fmt/format.h>
 
 #include "yw/common/error.hpp"
 #include "yw/kernels/fingerprint.hpp"
 #include "yw/kernels/fpcalc_resample.hpp"
+#include "yw/worker/fingerprint_batcher.hpp"
 #include "yw/worker/handler.hpp"
 #include "yw/worker/storage.hpp"
 
@@ -43,24 +48,32 @@ nlohmann::json fingerprint_audio(const nlohmann::json& data, JobContext& ctx) {
   const LocalInput input = fetch_input(uri, *ctx.config);
   ctx.heartbeat();
   if (ctx.stop.stop_requested()) YW_THROW("fingerprint_audio: stopped before decoding");
-  FileFingerprint fp;
+  FpcalcSignal signal;
   try {
-    fp = fingerprint_file(input.path(), length);
+    signal = fpcalc_signal(input.path(), length);
   } catch (const InputError& e) {
     // The decoder names the local copy; the user knows the URI.
     throw InputError(fmt::format("audio: {} ({})", e.what(), uri));
   }
   ctx.heartbeat();
-  YW_CHECK_INPUT(!fp.items.empty(),
+  YW_CHECK_INPUT(signal.samples.size() >= static_cast<std::size_t>(kChromaprintMinSamples),
                  "audio: empty fingerprint: {} has less than {:.2f} s of audio to fingerprint", uri,
                  static_cast<double>(kChromaprintMinSamples) / kFpcalcSampleRate);
 
+  if (ctx.stop.stop_requested()) YW_THROW("fingerprint_audio: stopped before fingerprinting");
+  BatchPolicy policy;
+  policy.max_batch = ctx.config->batch_max;
+  policy.max_queue_delay = std::chrono::milliseconds(ctx.config->batch_delay_ms);
+  const std::vector<std::uint32_t> items =
+      FingerprintBatcher::for_device(ctx.device, policy).fingerprint(signal.samples);
+  ctx.heartbeat();
+
   nlohmann::json out;
   out["record_id"] = record_id;
-  out["fingerprint"] = fp.fingerprint;
+  out["fingerprint"] = compress_fingerprint(items);
   out["algorithm"] = kChromaprintAlgorithm;
-  out["duration_seconds"] = fp.duration_seconds;
-  if (raw) out["items"] = fp.items;
+  out["duration_seconds"] = signal.duration_seconds;
+  if (raw) out["items"] = items;
   return out;
 }
 

@@ -76,4 +76,15 @@ struct FileFingerprint {
 // empty string) when the used audio is shorter than kChromaprintMinSamples.
 FileFingerprint fingerprint_file(const std::filesystem::path& path, double length_seconds = 120.0);
 
+// fpcalc's front end alone: the int16 mono 11025 Hz signal fpcalc would feed Chromaprint for
+// this file and length (for batching signals of many files through one core call, e.g.
+// fingerprint_batch_cuda). Holds the whole used signal: 2 bytes per 1/11025 s.
+struct FpcalcSignal {
+  AudioInfo info;
+  double duration_seconds = 0.0;  // container duration, what fpcalc prints
+  std::vector<std::int16_t> samples;
+};
+// Throws yw::InputError naming the file when it cannot be decoded.
+FpcalcSignal fpcalc_signal(const std::filesystem::path& path, double length_seconds = 120.0);
+
 }  // namespace yw
