@@ -50,18 +50,26 @@ SongApply::SongApply(const ModelInfo& info, const ApplyConfig& cfg, const Audio&
 
   // Channel conversion at the input rate (demucs.audio.convert_audio_channels), then resampling.
   length_ = resampled_length(mix.frames, mix.sample_rate, info.sample_rate);
-  mix_.assign(static_cast<size_t>(channels * length_), 0.0f);
-  std::vector<float> mono;
-  if (channels == 1 && mix.channels > 1) {
-    mono.assign(static_cast<size_t>(mix.frames), 0.0f);
-    for (int c = 0; c < mix.channels; ++c)
-      for (int64_t i = 0; i < mix.frames; ++i)
-        mono[static_cast<size_t>(i)] += mix.channel(c)[i] / static_cast<float>(mix.channels);
-  }
-  for (int c = 0; c < channels; ++c) {
-    const float* src = !mono.empty() ? mono.data() : mix.channel(mix.channels == 1 ? 0 : c);
-    resample_cpu(src, mix.frames, mix.sample_rate, info.sample_rate,
-                 &mix_[static_cast<size_t>(c * length_)], length_);
+  const bool same_rate = mix.sample_rate == info.sample_rate;
+  if (same_rate && (mix.channels == channels || (mix.channels == 1 && channels > 1) ||
+                    (mix.channels > channels && channels > 1))) {
+    for (int c = 0; c < channels; ++c)
+      mix_.push_back(mix.channel(mix.channels == 1 ? 0 : c));
+  } else {
+    converted_.assign(static_cast<size_t>(channels * length_), 0.0f);
+    std::vector<float> mono;
+    if (channels == 1 && mix.channels > 1) {
+      mono.assign(static_cast<size_t>(mix.frames), 0.0f);
+      for (int c = 0; c < mix.channels; ++c)
+        for (int64_t i = 0; i < mix.frames; ++i)
+          mono[static_cast<size_t>(i)] += mix.channel(c)[i] / static_cast<float>(mix.channels);
+    }
+    for (int c = 0; c < channels; ++c) {
+      float* dst = &converted_[static_cast<size_t>(c * length_)];
+      const float* src = !mono.empty() ? mono.data() : mix.channel(mix.channels == 1 ? 0 : c);
+      resample_cpu(src, mix.frames, mix.sample_rate, info.sample_rate, dst, length_);
+      mix_.push_back(dst);
+    }
   }
 
   // ref = channel average; mean and unbiased std over time, in double for long songs.
@@ -69,7 +77,7 @@ SongApply::SongApply(const ModelInfo& info, const ApplyConfig& cfg, const Audio&
   for (int64_t i = 0; i < length_; ++i) {
     double r = 0.0;
     for (int c = 0; c < channels; ++c)
-      r += mix_[static_cast<size_t>(c * length_ + i)];
+      r += mix_[static_cast<size_t>(c)][i];
     r /= channels;
     sum += r;
     sum2 += r * r;
@@ -78,8 +86,6 @@ SongApply::SongApply(const ModelInfo& info, const ApplyConfig& cfg, const Audio&
   const double var =
       length_ > 1 ? std::max(0.0, (sum2 - sum * mean_) / static_cast<double>(length_ - 1)) : 0.0;
   scale_ = std::sqrt(var) + 1e-8;
-  for (auto& v : mix_)
-    v = static_cast<float>((v - mean_) / scale_);
 
   segment_ = segment_length(info, cfg);
   stride_ = std::max<int64_t>(
@@ -92,8 +98,9 @@ SongApply::SongApply(const ModelInfo& info, const ApplyConfig& cfg, const Audio&
     const int64_t w = k < half ? k + 1 : segment_ - k;
     weight_[static_cast<size_t>(k)] = static_cast<float>(static_cast<double>(w) / wmax);
   }
-  acc_.assign(static_cast<size_t>(static_cast<int64_t>(info.sources.size()) * channels * length_),
-              0.0f);
+  acc_.resize(info.sources.size());
+  for (auto& a : acc_)
+    a.assign(static_cast<size_t>(channels * length_), 0.0f);
   weight_sum_.assign(static_cast<size_t>(length_), 0.0f);
 }
 
@@ -104,11 +111,11 @@ int64_t SongApply::fill_next(float* dst) {
   const int64_t chunk = std::min(segment_, length_ - offset);
   const int64_t start = offset - (segment_ - chunk) / 2;
   for (int c = 0; c < info_.channels; ++c) {
-    const float* src = &mix_[static_cast<size_t>(c * length_)];
+    const float* src = mix_[static_cast<size_t>(c)];
     float* d = dst + c * segment_;
     for (int64_t k = 0; k < segment_; ++k) {
       const int64_t s = start + k;
-      d[k] = (s >= 0 && s < length_) ? src[s] : 0.0f;
+      d[k] = (s >= 0 && s < length_) ? static_cast<float>((src[s] - mean_) / scale_) : 0.0f;
     }
   }
   return index;
@@ -122,7 +129,7 @@ void SongApply::accumulate(int64_t index, const float* out) {
   for (int64_t s = 0; s < sources; ++s) {
     for (int c = 0; c < info_.channels; ++c) {
       const float* o = out + (s * info_.channels + c) * segment_ + trim;
-      float* a = &acc_[static_cast<size_t>((s * info_.channels + c) * length_ + offset)];
+      float* a = &acc_[static_cast<size_t>(s)][static_cast<size_t>(c * length_ + offset)];
       for (int64_t k = 0; k < chunk; ++k)
         a[k] += weight_[static_cast<size_t>(k)] * o[k];
     }
@@ -134,24 +141,34 @@ void SongApply::accumulate(int64_t index, const float* out) {
 
 std::vector<Stem> SongApply::finish() {
   YW_CHECK(complete(), "apply: {} of {} segments still missing", segments_ - done_, segments_);
-  std::vector<Stem> stems;
+  converted_ = {};
+  mix_.clear();
   const int channels = info_.channels;
-  std::vector<float> row(static_cast<size_t>(length_));
+  std::vector<Stem> stems;
   for (size_t s = 0; s < info_.sources.size(); ++s) {
-    Stem stem{info_.sources[s], Audio::zeros(in_rate_, channels, in_frames_)};
+    std::vector<float>& a = acc_[s];
     for (int c = 0; c < channels; ++c) {
-      const float* a = &acc_[(s * static_cast<size_t>(channels) + static_cast<size_t>(c)) *
-                             static_cast<size_t>(length_)];
+      float* row = &a[static_cast<size_t>(c * length_)];
       for (int64_t i = 0; i < length_; ++i)
-        row[static_cast<size_t>(i)] =
-            static_cast<float>(a[i] / weight_sum_[static_cast<size_t>(i)] * scale_ + mean_);
-      resample_cpu(row.data(), length_, info_.sample_rate, in_rate_, stem.audio.channel(c),
-                   in_frames_);
+        row[i] = static_cast<float>(row[i] / weight_sum_[static_cast<size_t>(i)] * scale_ + mean_);
+    }
+    Stem stem{info_.sources[s], {}};
+    if (in_rate_ == info_.sample_rate) {
+      stem.audio.sample_rate = in_rate_;
+      stem.audio.channels = channels;
+      stem.audio.frames = in_frames_;
+      stem.audio.samples = std::move(a);  // length_ == in_frames_ at the same rate
+    } else {
+      stem.audio = Audio::zeros(in_rate_, channels, in_frames_);
+      for (int c = 0; c < channels; ++c)
+        resample_cpu(&a[static_cast<size_t>(c * length_)], length_, info_.sample_rate, in_rate_,
+                     stem.audio.channel(c), in_frames_);
+      a = {};
     }
     stems.push_back(std::move(stem));
   }
-  acc_ = {};
-  mix_ = {};
+  acc_.clear();
+  weight_sum_ = {};
   return stems;
 }
 

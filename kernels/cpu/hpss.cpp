@@ -1,4 +1,4 @@
-// ref: librosa.decompose.hpss(S, kernel_size=(31, 31), power=2.0, mask=False, margin=1.0) applied
+// ref: librosa.decompose.hpss(S, kernel_size=(17, 31), power=2.0, mask=False, margin=1.0) applied
 // to the STFT magnitude, then masked and inverted (librosa.effects.hpss), differing only in the
 // median's edge rule (clipped window, not scipy's reflection): see hpss.hpp.
 #include "yw/kernels/hpss.hpp"

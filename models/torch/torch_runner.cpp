@@ -42,7 +42,8 @@ class TorchModel final : public SegmentModel {
       }
       device_ = torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(req.device_index));
     }
-    at::set_num_threads(std::max(1, req.threads));
+    threads_ = std::max(1, req.threads);
+    at::set_num_threads(threads_);
     try {
       module_ = torch::jit::load(path_, device_);
     } catch (const c10::Error& e) {
@@ -57,6 +58,9 @@ class TorchModel final : public SegmentModel {
   const ModelInfo& info() const override { return info_; }
 
   void forward(const float* in, int batch, int64_t length, float* out) override {
+    // With the OpenMP backend the thread count is per calling thread; the caller is the
+    // separator's runner thread, not the thread that loaded the model.
+    if (at::get_num_threads() != threads_) at::set_num_threads(threads_);
     torch::InferenceMode guard;
     const int64_t c = info_.channels;
     const auto s = static_cast<int64_t>(info_.sources.size());
@@ -139,8 +143,9 @@ class TorchModel final : public SegmentModel {
       fail(fmt::format("audio_channels {} is not in 1..8", channels));
     info_.channels = static_cast<int>(channels);
     info_.segment_samples = int_attr("segment_samples", false);
-    if (module_.hasattr("segment_samples") && info_.segment_samples < 16)
-      fail(fmt::format("segment_samples {} is too short", info_.segment_samples));
+    // 0 means "any length", for scripted models that keep the attribute.
+    if (info_.segment_samples < 0 || (info_.segment_samples > 0 && info_.segment_samples < 16))
+      fail(fmt::format("segment_samples {} is not 0 or >= 16", info_.segment_samples));
 
     // One probe forward proves the shapes the attributes promise.
     const int64_t probe = info_.segment_samples > 0 ? info_.segment_samples : info_.sample_rate / 4;
@@ -161,6 +166,7 @@ class TorchModel final : public SegmentModel {
   torch::Device device_;
   torch::jit::Module module_;
   ModelInfo info_;
+  int threads_ = 1;
 };
 
 }  // namespace

@@ -1,9 +1,121 @@
-// The separation handlers land with their issue; until then this build registers none, so `run`
-// does not serve their queues.
+// separate_stems (design.md §2): decode, separate with the configured separator (the built-in
+// HPSS one, or a TorchScript model whose batches mix segments of every job in flight), write
+// each stem completely, store it, and only then complete the job.
+#include <unistd.h>
+
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <mutex>
+
+#include <fmt/format.h>
+
+#include "yw/common/error.hpp"
+#include "yw/common/log.hpp"
+#include "yw/kernels/audio_writer.hpp"
+#include "yw/models/separator.hpp"
 #include "yw/worker/handler.hpp"
+#include "yw/worker/storage.hpp"
 
 namespace yw::worker {
+namespace {
 
-void register_separation_handlers(HandlerRegistry& /*registry*/) {}
+// One separator per (model, device) for the whole process, so concurrent jobs share its batches.
+std::shared_ptr<models::Separator> shared_separator(const WorkerConfig& config,
+                                                    const Device& device) {
+  static std::mutex m;
+  static std::map<std::string, std::shared_ptr<models::Separator>> cache;
+  const std::string key = config.model + "|" + device.to_string();
+  std::lock_guard lock(m);
+  if (auto it = cache.find(key); it != cache.end()) return it->second;
+  models::SeparatorOptions opt;
+  opt.model_path = config.model;
+  opt.device = device;
+  opt.batch_max = config.batch_max;
+  opt.batch_delay_ms = config.batch_delay_ms;
+  std::shared_ptr<models::Separator> sep = models::open_separator(opt);
+  cache.emplace(key, sep);
+  return sep;
+}
+
+std::string record_key(const nlohmann::json& data, const JobContext& ctx) {
+  if (!data.contains("record_id") || data["record_id"].is_null()) return ctx.id;
+  const auto& r = data["record_id"];
+  YW_CHECK_INPUT(r.is_string() || r.is_number_integer() || r.is_number_unsigned(),
+                 "record_id: must be a number or a string");
+  const std::string key = r.is_string() ? r.get<std::string>() : r.dump();
+  YW_CHECK_INPUT(!key.empty() && key.find('/') == std::string::npos && key != "." && key != "..",
+                 "record_id: '{}' cannot name a storage folder", key);
+  return key;
+}
+
+void check_stop(const JobContext& ctx) {
+  if (ctx.stop.stop_requested()) YW_THROW("separate_stems: stopped (job expired or shutting down)");
+}
+
+nlohmann::json separate_stems(const nlohmann::json& data, JobContext& ctx) {
+  YW_CHECK_INPUT(data.is_object(), "data: must be an object");
+  YW_CHECK_INPUT(data.contains("audio"), "audio: required");
+  YW_CHECK_INPUT(data["audio"].is_string(), "audio: must be a string (a URI)");
+  const std::string key = record_key(data, ctx);
+  std::string format_text = "flac";
+  if (data.contains("format") && !data["format"].is_null()) {
+    YW_CHECK_INPUT(data["format"].is_string(), "format: must be 'wav' or 'flac'");
+    format_text = data["format"].get<std::string>();
+  }
+  const AudioFileFormat format = parse_audio_file_format(format_text, "format");
+  const WorkerConfig& config = *ctx.config;
+
+  auto separator = shared_separator(config, ctx.device);
+  if (data.contains("model") && !data["model"].is_null()) {
+    YW_CHECK_INPUT(data["model"].is_string(), "model: must be a string");
+    const auto wanted = data["model"].get<std::string>();
+    YW_CHECK_INPUT(wanted == separator->name(),
+                   "model: '{}' is not available on this worker (it runs '{}')", wanted,
+                   separator->name());
+  }
+
+  const LocalInput input = fetch_input(data["audio"].get<std::string>(), config);
+  check_stop(ctx);
+  const models::Audio mix = models::load_audio(input.path());
+  check_stop(ctx);
+  const auto stems = separator->separate(mix, [&ctx](double) { ctx.heartbeat(); });
+  check_stop(ctx);
+
+  const auto dir = std::filesystem::temp_directory_path() /
+                   fmt::format("yw-stems-{}-{}", ::getpid(), ctx.id);
+  std::filesystem::create_directories(dir);
+  nlohmann::json uris = nlohmann::json::object();
+  try {
+    for (const auto& stem : stems) {
+      const auto file = dir / fmt::format("{}.{}", stem.name, extension(format));
+      write_audio_file(file, format, stem.audio.samples.data(), stem.audio.channels,
+                       stem.audio.frames, stem.audio.sample_rate);
+      uris[stem.name] = put_artifact(file, fmt::format("{}/{}", key, file.filename().string()),
+                                     config);
+      ctx.heartbeat();
+    }
+  } catch (...) {
+    std::error_code ec;
+    std::filesystem::remove_all(dir, ec);
+    throw;
+  }
+  std::error_code ec;
+  std::filesystem::remove_all(dir, ec);
+
+  nlohmann::json out;
+  out["record_id"] = data.contains("record_id") ? data["record_id"] : nlohmann::json(nullptr);
+  out["model"] = separator->name();
+  out["sample_rate"] = mix.sample_rate;
+  out["duration_seconds"] = mix.duration_seconds();
+  out["stems"] = std::move(uris);
+  return out;
+}
+
+}  // namespace
+
+void register_separation_handlers(HandlerRegistry& registry) {
+  registry.add("separate_stems", separate_stems);
+}
 
 }  // namespace yw::worker

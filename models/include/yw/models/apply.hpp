@@ -11,8 +11,10 @@
 // summed with triangular weights (1..segment/2, then down; divided by the maximum) and divided by
 // the summed weights, de-normalised, and resampled back to the mix's rate and length.
 //
-// Memory: a song holds its model-rate mix and stem accumulators; segments are cut one batch at a
-// time, never all at once.
+// Memory: a song at the model's rate and channel count holds its stems (accumulated in place)
+// and one weight per sample; otherwise also its converted mix and model-rate accumulators, freed
+// stem by stem as they are resampled back. Segments are cut one batch at a time, never all at
+// once, so the forward buffers are bounded by the batch, not the song.
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -55,8 +57,10 @@ int64_t segment_length(const ModelInfo& info, const ApplyConfig& cfg);
 // One song in flight: hands out its segments and takes their outputs back in any order.
 class SongApply {
  public:
-  // Converts and normalises the mix. Throws yw::InputError for an empty mix or a channel layout
-  // the model cannot take (fewer channels than the model, but not mono).
+  // Converts the mix when its rate or channels differ from the model's and measures its mean
+  // and deviation. `info` and `mix` must outlive this object (their samples are read, not
+  // copied, when no conversion is needed). Throws yw::InputError for an empty mix or a channel
+  // layout the model cannot take (fewer channels than the model, but not mono).
   SongApply(const ModelInfo& info, const ApplyConfig& cfg, const Audio& mix);
 
   int64_t segment_count() const { return segments_; }
@@ -82,8 +86,13 @@ class SongApply {
   int64_t segment_, stride_, segments_;
   int64_t next_ = 0, done_ = 0;
   double mean_ = 0.0, scale_ = 1.0;
-  std::vector<float> mix_;         // [channels, length_], normalised
-  std::vector<float> acc_;         // [sources, channels, length_]
+  // The model-rate mix, un-normalised (segments are normalised as they are cut): the caller's
+  // own samples when no conversion is needed, else converted_.
+  std::vector<const float*> mix_;  // per model channel
+  std::vector<float> converted_;   // [channels, length_] when converted
+  // Weighted sums of segment outputs per source, [channels, length_] each. At the mix's own
+  // rate they become the stems in place, so a song costs its stems and nothing more.
+  std::vector<std::vector<float>> acc_;
   std::vector<float> weight_sum_;  // [length_]
   std::vector<float> weight_;      // [segment_]
 };

@@ -3,6 +3,7 @@
 // here: TorchScript models run in libyw_torch_runner.so, opened with dlopen the first time a
 // model is used, so the fingerprint, metadata and built-in-separator paths never load libtorch.
 #include <cstdint>
+#include <filesystem>
 #include <functional>
 #include <memory>
 #include <string>
@@ -66,6 +67,11 @@ struct SeparatorOptions {
 // Throws yw::ConfigError when the model cannot be used (missing or corrupt file, a broken
 // contract, a device the model cannot run on, a build without torch); the message says why.
 std::unique_ptr<Separator> open_separator(const SeparatorOptions& options);
+
+// Decodes a whole file (yw::AudioReader: WAV, FLAC, MP3, Ogg, M4A, ...) into planar floats at
+// its own rate and channel count. Throws yw::InputError naming the file when it cannot be decoded
+// or holds no samples.
+Audio load_audio(const std::filesystem::path& path);
 
 // True once libtorch has been loaded into this process (for tests and the startup log).
 bool torch_runtime_loaded();

@@ -1,0 +1,175 @@
+// Separation throughput (scripts/bench/separation.sh): a convolutional encoder/decoder of about
+// 11 M parameters built here, N songs, in one run:
+//   unbatched   one segment per forward call, one song after another (Demucs' apply_model)
+//   per-song    up to --batch segments per call, but only from one song at a time
+//   cross-song  all songs submitted at once; each call takes up to --batch segments from all
+// and the built-in HPSS separator on the same songs. Prints seconds of audio per second and the
+// ratios. No assertions: figures only.
+#include <sys/resource.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "torch_models.hpp"
+#include "yw/kernels/device.hpp"
+#include "yw/models/separator.hpp"
+
+namespace {
+
+using yw::models::Audio;
+
+Audio make_song(int seconds, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> d(0.0f, 0.05f);
+  Audio a = Audio::zeros(44100, 2, static_cast<int64_t>(seconds) * 44100);
+  for (int c = 0; c < 2; ++c)
+    for (int64_t i = 0; i < a.frames; ++i)
+      a.channel(c)[i] = d(rng) + 0.2f * std::sin(0.0627f * static_cast<float>(i) * (1 + c));
+  return a;
+}
+
+double now() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+double peak_rss_mb() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  return static_cast<double>(ru.ru_maxrss) / 1024.0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int songs = 8, seconds = 180, batch = 8, threads = 0;
+  std::string device_text = "cpu";
+  bool skip_unbatched = false;
+  int memory_song = 0;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    auto next = [&]() -> std::string { return i + 1 < argc ? argv[++i] : ""; };
+    if (a == "--songs")
+      songs = std::stoi(next());
+    else if (a == "--seconds")
+      seconds = std::stoi(next());
+    else if (a == "--batch")
+      batch = std::stoi(next());
+    else if (a == "--threads")
+      threads = std::stoi(next());
+    else if (a == "--device")
+      device_text = next();
+    else if (a == "--skip-unbatched")
+      skip_unbatched = true;
+    else if (a == "--memory-song")
+      memory_song = std::stoi(next());
+    else {
+      std::fprintf(stderr,
+                   "usage: %s [--songs 8] [--seconds 180] [--batch 8] [--threads N] "
+                   "[--device cpu|cuda:N] [--skip-unbatched] [--memory-song SECONDS]\n",
+                   argv[0]);
+      return 2;
+    }
+  }
+  const yw::Device device = yw::resolve_device(yw::parse_device(device_text), yw::cuda_inventory());
+  const auto dir = std::filesystem::temp_directory_path() / "yw_separation_bench";
+  std::filesystem::create_directories(dir);
+  if (memory_song > 0) {
+    // Peak memory for one song with a small model: the separation.sh --memory check compares
+    // a 3-minute and a 20-minute song.
+    const std::string small = (dir / "conv_small.pt").string();
+    yw::test::save_conv_model(small, {}, {8, 16}, 1);
+    yw::models::SeparatorOptions opt;
+    opt.model_path = small;
+    opt.device = device;
+    opt.threads = threads;
+    auto sep = yw::models::open_separator(opt);
+    const double before = peak_rss_mb();
+    {
+      const Audio song = make_song(memory_song, 1);
+      const auto stems = sep->separate(song);
+      const double own =
+          static_cast<double>(song.samples.size() * (1 + stems.size()) * sizeof(float)) /
+          (1024.0 * 1024.0);
+      std::printf(
+          "memory: song %d s, peak RSS %.0f MB (%.0f MB before the song), song audio + stems %.0f "
+          "MB\n",
+          memory_song, peak_rss_mb(), before, own);
+    }
+    std::filesystem::remove_all(dir);
+    return 0;
+  }
+  const std::string model = (dir / "conv11m.pt").string();
+  yw::test::TorchModelSpec spec;
+  spec.segment_samples = 343980;  // htdemucs' 7.8 s at 44.1 kHz
+  const int64_t params = yw::test::save_conv_model(model, spec, {64, 128, 256, 512, 1024}, 1);
+  std::printf("model: conv encoder/decoder, %.1f M parameters, segment 7.8 s, device %s\n",
+              static_cast<double>(params) / 1e6, device.to_string().c_str());
+  std::vector<Audio> mix;
+  for (int s = 0; s < songs; ++s)
+    mix.push_back(make_song(seconds, static_cast<unsigned>(s)));
+  const double audio_s = static_cast<double>(songs) * seconds;
+  std::printf("songs: %d x %d s stereo 44.1 kHz (%.0f s of audio), batch %d, threads %d\n", songs,
+              seconds, audio_s, batch, threads);
+
+  yw::models::SeparatorOptions opt;
+  opt.model_path = model;
+  opt.device = device;
+  opt.threads = threads;
+  auto run_serial = [&](int b) {
+    opt.batch_max = b;
+    opt.batch_delay_ms = 0;
+    auto sep = yw::models::open_separator(opt);
+    const double t0 = now();
+    for (const auto& m : mix)
+      sep->separate(m);
+    return audio_s / (now() - t0);
+  };
+  double unbatched = 0.0;
+  if (!skip_unbatched) {
+    unbatched = run_serial(1);
+    std::printf("unbatched  (1 segment per call, song by song):      %8.2f s audio / s\n",
+                unbatched);
+  }
+  const double per_song = run_serial(batch);
+  std::printf("per-song   (%d segments per call, one song at a time): %8.2f s audio / s\n", batch,
+              per_song);
+  double cross = 0.0;
+  {
+    opt.batch_max = batch;
+    opt.batch_delay_ms = 50;
+    auto sep = yw::models::open_separator(opt);
+    const double t0 = now();
+    std::vector<std::thread> workers;
+    for (const auto& m : mix)
+      workers.emplace_back([&sep, &m] { sep->separate(m); });
+    for (auto& w : workers)
+      w.join();
+    cross = audio_s / (now() - t0);
+  }
+  std::printf("cross-song (%d segments per call from all songs):   %8.2f s audio / s\n", batch,
+              cross);
+  if (unbatched > 0)
+    std::printf("ratio cross-song / unbatched: %.2fx   cross-song / per-song: %.2fx\n",
+                cross / unbatched, cross / per_song);
+  else
+    std::printf("ratio cross-song / per-song: %.2fx\n", cross / per_song);
+
+  yw::models::SeparatorOptions hopt;
+  hopt.device = device;
+  auto hpss = yw::models::open_separator(hopt);
+  const double t0 = now();
+  for (const auto& m : mix)
+    hpss->separate(m);
+  std::printf("built-in hpss (%s): %8.2f s audio / s\n", device.to_string().c_str(),
+              audio_s / (now() - t0));
+  std::printf("peak RSS: %.0f MB\n", peak_rss_mb());
+  std::filesystem::remove_all(dir);
+  return 0;
+}

@@ -1,0 +1,201 @@
+// TorchScript separators through the worker's runner (libyw_torch_runner.so, dlopen'ed): the
+// contract check at load, and chunked, cross-song batched apply against one whole-song forward.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <thread>
+
+#include "support/process.hpp"
+#include "torch_models.hpp"
+#include "yw/common/error.hpp"
+#include "yw/kernels/resample.hpp"
+#include "yw/models/apply.hpp"
+#include "yw/models/separator.hpp"
+
+namespace {
+
+using yw::models::Audio;
+using yw::models::Stem;
+
+class TorchModels : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() { dir_ = yw::test::make_temp_dir("yw_torch_models"); }
+  static void TearDownTestSuite() { std::filesystem::remove_all(dir_); }
+  static std::string path(const std::string& name) { return dir_ + "/" + name; }
+  static inline std::string dir_;
+};
+
+Audio random_song(int rate, int channels, int64_t frames, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> d(0.03f, 0.2f);
+  Audio a = Audio::zeros(rate, channels, frames);
+  for (auto& v : a.samples)
+    v = d(rng);
+  return a;
+}
+
+std::string open_error(const std::string& model, yw::Device device = {}) {
+  yw::models::SeparatorOptions opt;
+  opt.model_path = model;
+  opt.device = device;
+  opt.threads = 1;
+  try {
+    yw::models::open_separator(opt);
+  } catch (const yw::ConfigError& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+TEST_F(TorchModels, ContractBreakingModelsAreRefusedClearly) {
+  using yw::test::BrokenKind;
+  const std::pair<BrokenKind, std::string> cases[] = {
+      {BrokenKind::wrong_rank, "[batch, sources, channels, time]"},
+      {BrokenKind::missing_samplerate, "'samplerate' (int) is missing"},
+      {BrokenKind::wrong_source_count, "[1, 4, 2, 11025], got [1, 3, 2, 11025]"},
+      {BrokenKind::sources_not_strings, "'sources' must be a List[str]"},
+  };
+  int i = 0;
+  for (const auto& [kind, words] : cases) {
+    const std::string p = path("broken" + std::to_string(i++) + ".pt");
+    yw::test::save_broken_model(p, kind);
+    const std::string err = open_error(p);
+    EXPECT_NE(err.find("breaks the separator contract"), std::string::npos) << err;
+    EXPECT_NE(err.find(words), std::string::npos) << err;
+    EXPECT_NE(err.find(p), std::string::npos) << err;
+  }
+}
+
+TEST_F(TorchModels, CorruptMissingAndDeviceErrorsAreClear) {
+  const std::string corrupt = path("corrupt.pt");
+  {
+    std::ofstream f(corrupt, std::ios::binary);
+    f << "PK\x03\x04 this is not a TorchScript archive";
+  }
+  EXPECT_NE(open_error(corrupt).find("not a loadable TorchScript file"), std::string::npos)
+      << open_error(corrupt);
+  EXPECT_NE(open_error(path("absent.pt")).find("no such file"), std::string::npos);
+
+  const std::string gain = path("gain_dev.pt");
+  yw::test::save_gain_model(gain, {}, {1, 1, 1, 1});
+  yw::Device missing{yw::Device::Kind::cuda, 7};
+  const std::string err = open_error(gain, missing);
+  EXPECT_NE(err.find("cuda:7 is not available"), std::string::npos) << err;
+}
+
+// The whole song through one forward (libtorch directly), following Demucs' procedure.
+std::vector<Stem> whole_song(const std::string& model, const Audio& mix, int sources) {
+  const int channels = 2;
+  const int64_t len = yw::resampled_length(mix.frames, mix.sample_rate, 44100);
+  std::vector<float> x(static_cast<size_t>(channels * len));
+  for (int c = 0; c < channels; ++c)
+    yw::resample_cpu(mix.channel(mix.channels == 1 ? 0 : c), mix.frames, mix.sample_rate, 44100,
+                     &x[static_cast<size_t>(c * len)], len);
+  double sum = 0.0, sum2 = 0.0;
+  for (int64_t i = 0; i < len; ++i) {
+    const double r = 0.5 * (x[static_cast<size_t>(i)] + x[static_cast<size_t>(len + i)]);
+    sum += r;
+    sum2 += r * r;
+  }
+  const double mean = sum / static_cast<double>(len);
+  const double std = std::sqrt((sum2 - sum * mean) / static_cast<double>(len - 1)) + 1e-8;
+  for (auto& v : x)
+    v = static_cast<float>((v - mean) / std);
+  const auto y = yw::test::torch_forward_once(model, x, channels, len);
+  std::vector<Stem> out;
+  std::vector<float> row(static_cast<size_t>(len));
+  for (int s = 0; s < sources; ++s) {
+    Stem st{"", Audio::zeros(mix.sample_rate, channels, mix.frames)};
+    for (int c = 0; c < channels; ++c) {
+      for (int64_t i = 0; i < len; ++i)
+        row[static_cast<size_t>(i)] =
+            static_cast<float>(y[static_cast<size_t>((s * channels + c) * len + i)] * std + mean);
+      yw::resample_cpu(row.data(), len, 44100, mix.sample_rate, st.audio.channel(c), mix.frames);
+    }
+    out.push_back(std::move(st));
+  }
+  return out;
+}
+
+float max_diff(const std::vector<Stem>& a, const std::vector<Stem>& b) {
+  EXPECT_EQ(a.size(), b.size());
+  float m = 0.0f;
+  for (size_t s = 0; s < std::min(a.size(), b.size()); ++s) {
+    EXPECT_EQ(a[s].audio.samples.size(), b[s].audio.samples.size());
+    for (size_t i = 0; i < std::min(a[s].audio.samples.size(), b[s].audio.samples.size()); ++i)
+      m = std::max(m, std::abs(a[s].audio.samples[i] - b[s].audio.samples[i]));
+  }
+  return m;
+}
+
+TEST_F(TorchModels, ChunkedBatchedApplyEqualsOneUnchunkedForward) {
+  const std::string gain = path("gain.pt");
+  yw::test::save_gain_model(gain, {}, {0.5f, -1.0f, 2.0f, 0.25f});
+  const std::string fixed = path("gain_fixed.pt");
+  yw::test::TorchModelSpec fixed_spec;
+  fixed_spec.segment_samples = 4410;  // a "traced" export: only this length
+  yw::test::save_gain_model(fixed, fixed_spec, {0.5f, -1.0f, 2.0f, 0.25f});
+
+  yw::models::SeparatorOptions opt;
+  opt.threads = 2;
+  opt.batch_max = 4;
+  opt.batch_delay_ms = 0;
+  opt.segment_seconds = 0.1;  // 4410 samples at 44.1 kHz, like the fixed model
+  for (const std::string& model : {gain, fixed}) {
+    opt.model_path = model;
+    auto sep = yw::models::open_separator(opt);
+    ASSERT_EQ(sep->sources(), (std::vector<std::string>{"drums", "bass", "other", "vocals"}));
+    for (int rate : {22050, 44100, 48000}) {
+      for (int channels : {1, 2}) {
+        for (int64_t model_len : {int64_t{1000}, int64_t{4410}, int64_t{4410 * 6 + 77}}) {
+          const int64_t frames = model_len * rate / 44100;
+          const Audio mix = random_song(rate, channels, frames, static_cast<unsigned>(frames));
+          const auto got = sep->separate(mix);
+          ASSERT_EQ(got.size(), 4u);
+          ASSERT_EQ(got[0].audio.frames, frames);
+          EXPECT_LT(max_diff(got, whole_song(gain, mix, 4)), 1e-5f)
+              << model << ": " << rate << " Hz, " << channels << " ch, " << model_len;
+        }
+      }
+    }
+  }
+  EXPECT_TRUE(yw::models::torch_runtime_loaded());
+}
+
+TEST_F(TorchModels, CrossSongBatchesGiveTheSameStemsAsEachSongAlone) {
+  const std::string conv = path("conv.pt");
+  yw::test::save_conv_model(conv, {}, {8, 16}, 7);
+  yw::models::SeparatorOptions opt;
+  opt.model_path = conv;
+  opt.threads = 2;
+  opt.segment_seconds = 0.1;
+  std::vector<Audio> songs;
+  for (unsigned i = 0; i < 4; ++i)
+    songs.push_back(random_song(i % 2 ? 44100 : 48000, 2, 10000 + 3000 * i, 40 + i));
+
+  opt.batch_max = 1;  // one segment per forward: each song alone
+  std::vector<std::vector<Stem>> alone;
+  {
+    auto sep = yw::models::open_separator(opt);
+    for (const auto& s : songs)
+      alone.push_back(sep->separate(s));
+  }
+  opt.batch_max = 16;
+  opt.batch_delay_ms = 2000;  // until every song is in: batches mix all four
+  auto sep = yw::models::open_separator(opt);
+  std::vector<std::vector<Stem>> together(songs.size());
+  std::vector<std::thread> threads;
+  for (size_t i = 0; i < songs.size(); ++i)
+    threads.emplace_back([&, i] { together[i] = sep->separate(songs[i]); });
+  for (auto& t : threads)
+    t.join();
+  for (size_t i = 0; i < songs.size(); ++i) {
+    ASSERT_EQ(together[i].size(), 4u);
+    EXPECT_LT(max_diff(together[i], alone[i]), 1e-5f) << "song " << i;
+  }
+}
+
+}  // namespace

@@ -1,0 +1,35 @@
+#pragma once
+// TorchScript separators built in C++ (torch::jit::Module::define) and saved, since no pretrained
+// weights can be downloaded here. Plain interface: only torch_models.cpp includes libtorch.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace yw::test {
+
+struct TorchModelSpec {
+  std::vector<std::string> sources{"drums", "bass", "other", "vocals"};
+  int sample_rate = 44100;
+  int channels = 2;
+  int64_t segment_samples = 0;  // > 0: forward refuses any other length (like a traced export)
+};
+
+// Source s = gains[s] * mix (pointwise).
+void save_gain_model(const std::string& path, const TorchModelSpec& spec,
+                     const std::vector<float>& gains);
+
+// A convolutional encoder/decoder: conv1d (kernel 8, stride 4) layers of the given widths, then
+// transposed convolutions back to sources x channels; random weights (seeded). widths
+// {64, 128, 256, 512, 1024} gives about 11 M parameters. Returns the parameter count.
+int64_t save_conv_model(const std::string& path, const TorchModelSpec& spec,
+                        const std::vector<int>& widths, uint64_t seed);
+
+enum class BrokenKind { wrong_rank, missing_samplerate, wrong_source_count, sources_not_strings };
+void save_broken_model(const std::string& path, BrokenKind kind);
+
+// Loads `path` with libtorch directly (not through the worker's runner) and runs one forward on
+// [1, channels, length] (channel-major `mix`), returning [sources, channels, length].
+std::vector<float> torch_forward_once(const std::string& path, const std::vector<float>& mix,
+                                      int channels, int64_t length);
+
+}  // namespace yw::test
