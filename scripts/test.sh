@@ -24,21 +24,27 @@ yw_install_deps
 yw_install_npm "$root"
 export PATH="$PATH:/usr/local/cuda/bin"
 
+# cuda: CUDA compiled in (needs nvcc, no GPU); cpu: -DYW_CUDA=OFF; fuzz: clang + libFuzzer targets
+# with ASan/UBSan (only the decoder and the parsers are built there).
 configs=${YW_CONFIGS:-}
 if [ -z "$configs" ]; then
-  if command -v nvcc >/dev/null 2>&1; then configs="cuda cpu"; else
-    log "nvcc not found: building the CPU-only configuration alone"
-    configs="cpu"
+  if command -v nvcc >/dev/null 2>&1; then configs="cuda cpu fuzz"; else
+    log "nvcc not found: the CUDA configuration is skipped"
+    configs="cpu fuzz"
   fi
 fi
 
 for c in $configs; do
   dir="build/test-$c"
-  cuda=OFF
-  [ "$c" = cuda ] && cuda=ON
-  log "configure + build: $c (YW_CUDA=$cuda, $build_type)"
-  cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE="$build_type" -DYW_CUDA=$cuda -DYW_WERROR=ON \
-    -DCMAKE_CUDA_ARCHITECTURES="80;90" >"$dir.configure.log" 2>&1 || { cat "$dir.configure.log"; exit 1; }
+  log "configure + build: $c ($build_type)"
+  case $c in
+    cuda) flags=(-DYW_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES="80;90" -DYW_WERROR=ON) ;;
+    cpu) flags=(-DYW_CUDA=OFF -DYW_WERROR=ON) ;;
+    fuzz) flags=(-DYW_FUZZ=ON -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++) ;;
+    *) echo "unknown configuration '$c'" >&2; exit 2 ;;
+  esac
+  cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE="$build_type" "${flags[@]}" >"$dir.configure.log" 2>&1 \
+    || { cat "$dir.configure.log"; exit 1; }
   cmake --build "$dir" -j "$jobs"
 done
 

@@ -3,6 +3,7 @@
 # One package per line; add what your area needs here.
 YW_APT_PACKAGES=(
   build-essential cmake ninja-build ccache pkg-config git
+  clang libclang-rt-14-dev
   libpqxx-dev libpq-dev
   libsndfile1-dev libfftw3-dev
   libavformat-dev libavcodec-dev libavutil-dev libswresample-dev
