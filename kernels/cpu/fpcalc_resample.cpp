@@ -6,8 +6,8 @@
 #include <cmath>
 #include <numeric>
 
-#if defined(__SSE2__)
-#include <emmintrin.h>
+#if defined(__x86_64__)
+#include <immintrin.h>
 #endif
 
 #include "yw/common/error.hpp"
@@ -21,7 +21,7 @@ constexpr double kCutoff = 0.8;
 constexpr double kKaiserBeta = 9.0;
 // Taps are stored padded to a multiple of this so the dot product runs on whole SIMD registers;
 // channel buffers keep as many zero samples of slack after their end.
-constexpr int kPad = 8;
+constexpr int kPad = 16;
 
 // Modified Bessel function of the first kind, order 0: power series summed until it stops
 // changing (this reproduced swr's coefficients exactly, chromaprint.md §1.3.2).
@@ -50,7 +50,7 @@ std::int64_t floor_div(std::int64_t a, std::int64_t b) {
 
 // Sum of x[i] * c[i] for i < n (n a multiple of kPad); c is 16-byte aligned by construction.
 std::int32_t dot16(const std::int16_t* x, const std::int16_t* c, int n) {
-#if defined(__SSE2__)
+#if defined(__x86_64__)
   __m128i acc = _mm_setzero_si128();
   for (int i = 0; i < n; i += 8) {
     const __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i*>(x + i));
@@ -67,6 +67,101 @@ std::int32_t dot16(const std::int16_t* x, const std::int16_t* c, int n) {
   return acc;
 #endif
 }
+
+// The hot loop of the "common" kernel (mod == 0: 44.1/22.05/88.2/48/96/24 kHz) for one or two
+// channels: stereo outputs are mixed as floor((L + R + 1) / 2). `s`/`ph` are the window start
+// and phase of the next output; they are advanced past the last output whose window ends at or
+// before `last + L`. The AVX2 build of the same loop is chosen at run time when the CPU has it.
+struct CommonLoop {
+  const std::int16_t* c0;
+  const std::int16_t* c1;  // null for mono
+  std::int64_t base;
+  const std::int16_t* bank;
+  int Lp;
+  std::int64_t P;
+  std::int64_t step_s;
+  std::int64_t step_ph;
+};
+
+inline std::int16_t mix_stereo(std::int32_t l, std::int32_t r) {
+  return static_cast<std::int16_t>((16384 * l + 16384 * r + 16384) >> 15);
+}
+
+void common_loop_generic(const CommonLoop& k, std::int64_t last, std::int64_t& s, std::int64_t& ph,
+                         std::vector<std::int16_t>& out) {
+  while (s <= last) {
+    const std::size_t off = static_cast<std::size_t>(s - k.base);
+    const std::int16_t* row = k.bank + ph * k.Lp;
+    const std::int16_t l =
+        clip16((16384 + static_cast<std::int64_t>(dot16(k.c0 + off, row, k.Lp))) >> 15);
+    if (k.c1 == nullptr) {
+      out.push_back(l);
+    } else {
+      const std::int16_t r =
+          clip16((16384 + static_cast<std::int64_t>(dot16(k.c1 + off, row, k.Lp))) >> 15);
+      out.push_back(mix_stereo(l, r));
+    }
+    s += k.step_s;
+    ph += k.step_ph;
+    if (ph >= k.P) {
+      ph -= k.P;
+      ++s;
+    }
+  }
+}
+
+#if defined(__x86_64__)
+__attribute__((target("avx2"))) inline std::int32_t hsum_avx2(__m256i v) {
+  __m128i x = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  x = _mm_add_epi32(x, _mm_shuffle_epi32(x, 0x4E));
+  x = _mm_add_epi32(x, _mm_shuffle_epi32(x, 0xB1));
+  return _mm_cvtsi128_si32(x);
+}
+
+__attribute__((target("avx2"))) void common_loop_avx2(const CommonLoop& k, std::int64_t last,
+                                                      std::int64_t& s, std::int64_t& ph,
+                                                      std::vector<std::int16_t>& out) {
+  while (s <= last) {
+    const std::size_t off = static_cast<std::size_t>(s - k.base);
+    const std::int16_t* row = k.bank + ph * k.Lp;
+    __m256i a0 = _mm256_setzero_si256();
+    __m256i a1 = _mm256_setzero_si256();
+    if (k.c1 == nullptr) {
+      for (int i = 0; i < k.Lp; i += 16) {
+        const __m256i c = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + i));
+        a0 = _mm256_add_epi32(
+            a0, _mm256_madd_epi16(
+                    _mm256_loadu_si256(reinterpret_cast<const __m256i*>(k.c0 + off + i)), c));
+      }
+      out.push_back(clip16((16384 + static_cast<std::int64_t>(hsum_avx2(a0))) >> 15));
+    } else {
+      for (int i = 0; i < k.Lp; i += 16) {
+        const __m256i c = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + i));
+        a0 = _mm256_add_epi32(
+            a0, _mm256_madd_epi16(
+                    _mm256_loadu_si256(reinterpret_cast<const __m256i*>(k.c0 + off + i)), c));
+        a1 = _mm256_add_epi32(
+            a1, _mm256_madd_epi16(
+                    _mm256_loadu_si256(reinterpret_cast<const __m256i*>(k.c1 + off + i)), c));
+      }
+      const std::int16_t l = clip16((16384 + static_cast<std::int64_t>(hsum_avx2(a0))) >> 15);
+      const std::int16_t r = clip16((16384 + static_cast<std::int64_t>(hsum_avx2(a1))) >> 15);
+      out.push_back(mix_stereo(l, r));
+    }
+    s += k.step_s;
+    ph += k.step_ph;
+    if (ph >= k.P) {
+      ph -= k.P;
+      ++s;
+    }
+  }
+}
+
+bool have_avx2() {
+  static const bool yes = __builtin_cpu_supports("avx2") != 0;
+  return yes;
+}
+#endif
 
 }  // namespace
 
@@ -90,8 +185,10 @@ struct FpcalcResampler::State {
   std::int64_t index = 0;
   std::int64_t frac = 0;
 
-  // Per channel: the extended signal from position `base` on, plus kPad zeros of slack.
+  // Per channel: the extended signal from position `base` on. Each vector's size is its
+  // capacity (always at least `size + kPad`, the tail zero), the samples are [0, size).
   std::vector<std::vector<std::int16_t>> buf;
+  std::size_t size = 0;
   std::int64_t base = 0;
   std::int64_t total_in = 0;  // real input frames seen
   bool started = false;       // left reflection in place
@@ -99,7 +196,7 @@ struct FpcalcResampler::State {
   std::vector<std::int16_t> head;  // interleaved frames held until the reflection can be built
   std::vector<std::int32_t> mix_weight;
 
-  std::int64_t avail_end() const { return base + static_cast<std::int64_t>(buf[0].size()) - kPad; }
+  std::int64_t avail_end() const { return base + static_cast<std::int64_t>(size); }
 
   void build_filter() {
     const double factor = std::min(kFpcalcSampleRate * kCutoff / in_rate, 1.0);
@@ -184,53 +281,82 @@ struct FpcalcResampler::State {
     return clip16(acc >> 15);
   }
 
-  // Emits outputs while their window ends at or before `end` (extended position).
+  // Emits outputs while their window ends at or before `end` (extended position). The position
+  // is kept as window start + phase so the loop needs no division.
   void emit(std::int64_t end, std::vector<std::int16_t>& out) {
+    std::int64_t s = floor_div(index, P);
+    std::int64_t ph = index - s * P;
+    const std::int64_t step_s = div / P;
+    const std::int64_t step_ph = div % P;
+    const std::int64_t last = end - L;  // the last window start that fits
+    const std::int16_t* c0 = channels > 0 ? buf[0].data() : nullptr;
+    const std::int16_t* c1 = channels > 1 ? buf[1].data() : nullptr;
     std::int16_t vals[64];
-    while (true) {
-      const std::int64_t s = floor_div(index, P);
-      if (s + L > end) break;
-      const std::int64_t ph = index - s * P;
+    while (s <= last) {
       const std::size_t off = static_cast<std::size_t>(s - base);
       const std::int16_t* row = bank_padded.data() + ph * Lp;
-      for (int c = 0; c < channels; ++c) {
-        const std::int16_t* x = buf[static_cast<std::size_t>(c)].data() + off;
-        std::int64_t a = 16384 + static_cast<std::int64_t>(dot16(x, row, Lp));
-        if (mod != 0) {
-          const std::int64_t b = 16384 + static_cast<std::int64_t>(dot16(x, row + Lp, Lp));
-          a += (b - a) * frac / src_incr;
+      if (mod == 0 && channels <= 2) {
+        const CommonLoop k{c0, c1, base, bank_padded.data(), Lp, P, step_s, step_ph};
+#if defined(__x86_64__)
+        if (have_avx2()) {
+          common_loop_avx2(k, last, s, ph, out);
+          break;
         }
-        vals[c] = clip16(a >> 15);
+#endif
+        common_loop_generic(k, last, s, ph, out);
+        break;
+      } else {
+        for (int c = 0; c < channels; ++c) {
+          const std::int16_t* x = buf[static_cast<std::size_t>(c)].data() + off;
+          std::int64_t a = 16384 + static_cast<std::int64_t>(dot16(x, row, Lp));
+          if (mod != 0) {
+            const std::int64_t b = 16384 + static_cast<std::int64_t>(dot16(x, row + Lp, Lp));
+            a += (b - a) * frac / src_incr;
+          }
+          vals[c] = clip16(a >> 15);
+        }
+        out.push_back(mix(vals));
       }
-      out.push_back(mix(vals));
-      index += div;
+      s += step_s;
+      ph += step_ph;
       frac += mod;
       if (frac >= src_incr) {
         frac -= src_incr;
-        ++index;
+        ++ph;
+      }
+      if (ph >= P) {
+        ph -= P;
+        ++s;
       }
     }
+    index = s * P + ph;
   }
 
   // Drops samples no later output can use, keeping the buffers O(L + block).
   void compact() {
-    const std::int64_t keep_from = floor_div(index, P);
-    const std::int64_t drop = keep_from - base;
+    const std::int64_t drop = floor_div(index, P) - base;
     if (drop <= 4096) return;
+    const auto d = static_cast<std::size_t>(drop);
     for (auto& b : buf)
-      b.erase(b.begin(), b.begin() + drop);
+      std::copy(b.begin() + static_cast<std::ptrdiff_t>(d),
+                b.begin() + static_cast<std::ptrdiff_t>(size + kPad), b.begin());
+    size -= d;
     base += drop;
   }
 
   void append(const std::int16_t* in, std::size_t frames) {
+    const std::size_t need = size + frames + kPad;
     for (int c = 0; c < channels; ++c) {
       auto& b = buf[static_cast<std::size_t>(c)];
-      b.resize(b.size() - kPad);
-      const std::size_t at = b.size();
-      b.resize(at + frames + kPad, 0);
+      if (b.size() < need) b.resize(std::max(need, 2 * b.size()), 0);
+      std::int16_t* dst = b.data() + size;
+      const auto stride = static_cast<std::size_t>(channels);
+      const std::int16_t* src = in + c;
       for (std::size_t i = 0; i < frames; ++i)
-        b[at + i] = in[i * static_cast<std::size_t>(channels) + static_cast<std::size_t>(c)];
+        dst[i] = src[i * stride];
+      std::fill_n(dst + frames, kPad, std::int16_t{0});
     }
+    size += frames;
   }
 
   // Left edge: x[-k] = x[k] (reflection without repeating x[0]) for k <= (L-1)/2.
@@ -239,6 +365,7 @@ struct FpcalcResampler::State {
     const std::int64_t n = static_cast<std::int64_t>(head.size()) / channels;
     base = -half;
     buf.assign(static_cast<std::size_t>(channels), std::vector<std::int16_t>(kPad, 0));
+    size = 0;
     std::vector<std::int16_t> refl(static_cast<std::size_t>(half * channels));
     for (std::int64_t k = half; k >= 1; --k) {
       const std::int64_t srcpos = std::min(k, n - 1);

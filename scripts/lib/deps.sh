@@ -16,6 +16,7 @@ YW_APT_PACKAGES=(
   libchromaprint-tools ffmpeg sox
   prometheus
   fluidsynth fluid-soundfont-gm
+  time
 )
 
 yw_install_deps() {
