@@ -37,7 +37,6 @@ struct Outcome {
   enum class Kind { complete, fail, fail_terminal } kind = Kind::complete;
   queue::Settle settle;
   queue::ChildJobs children;
-  bool releases_slot = true;  // false when the handler thread still occupies the slot
 };
 
 struct QueueLoop {
@@ -50,12 +49,13 @@ struct QueueLoop {
   std::condition_variable settle_cv;
   std::deque<queue::Job> pending;
   std::deque<Outcome> outcomes;
-  int in_flight = 0;
+  int busy = 0;       // claimed and not yet through its handler: what concurrency limits
+  int unsettled = 0;  // outcomes not yet written back
   bool wake = false;
   int workers_alive = 0;
   std::vector<std::thread> workers;
-  std::thread fetcher;
-  std::thread settler;
+  std::vector<std::thread> fetchers;
+  std::vector<std::thread> settlers;
 };
 
 std::string record_id_of(const json& data) {
@@ -136,16 +136,21 @@ struct Executor::Impl {
     }
   }
 
-  void push_outcome(QueueLoop& loop, Outcome o) {
+  // `frees_slot`: the handler is done with the job, so its concurrency slot is free again.
+  void push_outcome(QueueLoop& loop, Outcome o, bool frees_slot) {
     std::lock_guard lock(loop.m);
     loop.outcomes.push_back(std::move(o));
+    ++loop.unsettled;
     loop.settle_cv.notify_one();
+    if (frees_slot) {
+      --loop.busy;
+      loop.fetch_cv.notify_all();
+    }
   }
 
-  void release_slots(QueueLoop& loop, int n) {
-    if (n == 0) return;
+  void free_slot(QueueLoop& loop) {
     std::lock_guard lock(loop.m);
-    loop.in_flight -= n;
+    --loop.busy;
     loop.fetch_cv.notify_all();
   }
 
@@ -155,9 +160,11 @@ struct Executor::Impl {
       int want = 0;
       {
         std::unique_lock lock(loop.m);
-        loop.fetch_cv.wait(lock, [&] { return !fetching || loop.in_flight < loop.concurrency; });
+        loop.fetch_cv.wait(lock, [&] { return !fetching || loop.busy < loop.concurrency; });
         if (!fetching) break;
-        want = std::min(loop.concurrency - loop.in_flight, opt.max_batch);
+        want = std::min(loop.concurrency - loop.busy, opt.max_batch);
+        // Reserved before the statement runs, so parallel fetch loops never overshoot.
+        loop.busy += want;
         loop.wake = false;
       }
       std::vector<queue::Job> jobs;
@@ -165,6 +172,11 @@ struct Executor::Impl {
         jobs = client.fetch(loop.name, want);
         backoff = milliseconds(100);
       } catch (const std::exception& e) {
+        {
+          std::lock_guard lock(loop.m);
+          loop.busy -= want;
+          loop.fetch_cv.notify_all();
+        }
         log(LogLevel::warn, "executor", "fetch failed; retrying",
             {field("queue", loop.name), field("error", e.what()),
              field("backoff_ms", backoff.count())});
@@ -173,13 +185,15 @@ struct Executor::Impl {
         continue;
       }
       const bool full = static_cast<int>(jobs.size()) == want;
-      if (!jobs.empty()) {
-        fetched += jobs.size();
+      fetched += jobs.size();
+      {
         std::lock_guard lock(loop.m);
-        loop.in_flight += static_cast<int>(jobs.size());
-        for (auto& j : jobs)
+        loop.busy -= want - static_cast<int>(jobs.size());
+        for (auto& j : jobs) {
           loop.pending.push_back(std::move(j));
-        loop.work_cv.notify_all();
+          loop.work_cv.notify_one();
+        }
+        if (!full) loop.fetch_cv.notify_all();
       }
       if (full) continue;
       std::unique_lock lock(loop.m);
@@ -259,7 +273,7 @@ struct Executor::Impl {
       // Expired, failed back or claim lost: the attempt is settled already; drop this result.
       log(LogLevel::warn, "executor", "job result discarded: its attempt was already settled",
           {field("queue", job.queue), field("job_id", job.id), field("ms", ms)});
-      release_slots(loop, 1);
+      free_slot(loop);
       return;
     }
     if (o.kind == Outcome::Kind::complete) {
@@ -272,7 +286,7 @@ struct Executor::Impl {
           {field("queue", job.queue), field("job_id", job.id), field("record_id", record_id),
            field("ms", ms), field("error", error)});
     }
-    push_outcome(loop, std::move(o));
+    push_outcome(loop, std::move(o), true);
   }
 
   // Runs `fn` until it succeeds, retrying connection losses with backoff; false when it gave up
@@ -395,9 +409,8 @@ struct Executor::Impl {
         batch.swap(loop.outcomes);
       }
       settle_batch(loop, batch);
-      const int release = static_cast<int>(std::count_if(
-          batch.begin(), batch.end(), [](const Outcome& o) { return o.releases_slot; }));
-      release_slots(loop, release);
+      std::lock_guard lock(loop.m);
+      loop.unsettled -= static_cast<int>(batch.size());
     }
   }
 
@@ -435,8 +448,7 @@ struct Executor::Impl {
         o.kind = Outcome::Kind::fail;
         o.settle = {r->job.id, r->job.retry_count,
                     queue::error_output("Error", message, "Error: " + message)};
-        o.releases_slot = false;
-        if (QueueLoop* loop = loop_of(r->job.queue)) push_outcome(*loop, std::move(o));
+        if (QueueLoop* loop = loop_of(r->job.queue)) push_outcome(*loop, std::move(o), false);
       }
       for (auto& [queue_name, list] : to_touch) {
         std::vector<std::pair<std::string, int>> attempts;
@@ -529,8 +541,10 @@ void Executor::start() {
     loop.workers_alive = loop.concurrency;
     for (int i = 0; i < loop.concurrency; ++i)
       loop.workers.emplace_back([&s, &loop] { s.worker_loop(loop); });
-    loop.settler = std::thread([&s, &loop] { s.settle_loop(loop); });
-    loop.fetcher = std::thread([&s, &loop] { s.fetch_loop(loop); });
+    for (int i = 0; i < std::max(1, s.opt.settlers); ++i)
+      loop.settlers.emplace_back([&s, &loop] { s.settle_loop(loop); });
+    for (int i = 0; i < std::max(1, s.opt.fetchers); ++i)
+      loop.fetchers.emplace_back([&s, &loop] { s.fetch_loop(loop); });
   }
   s.monitor = std::thread([&s] { s.monitor_loop(); });
   if (s.opt.sweep_interval.count() > 0) s.sweeper = std::thread([&s] { s.sweep_loop(); });
@@ -556,7 +570,7 @@ int Executor::in_flight() const {
   if (!impl_) return 0;
   for (auto& l : impl_->loops) {
     std::lock_guard lock(l->m);
-    n += l->in_flight;
+    n += l->busy + l->unsettled;
   }
   return n;
 }
@@ -570,8 +584,7 @@ int Executor::fail_back_running() {
     o.settle = {job.id, job.retry_count,
                 queue::error_output("Error", "yesod-worker shut down while active",
                                     "Error: yesod-worker shut down while active")};
-    o.releases_slot = releases;
-    s.push_outcome(loop, std::move(o));
+    s.push_outcome(loop, std::move(o), releases);
     ++n;
   };
   for (auto& l : s.loops) {
@@ -603,7 +616,8 @@ bool Executor::join(milliseconds grace) {
   Impl& s = *impl_;
   stop_fetching();
   for (auto& l : s.loops)
-    if (l->fetcher.joinable()) l->fetcher.join();
+    for (auto& f : l->fetchers)
+      if (f.joinable()) f.join();
   s.workers_stop = true;
   bool all_returned = true;
   const auto until = SteadyTime::now() + grace;
@@ -623,7 +637,8 @@ bool Executor::join(milliseconds grace) {
       std::lock_guard lock(l->m);
       l->settle_cv.notify_all();
     }
-    if (l->settler.joinable()) l->settler.join();
+    for (auto& t : l->settlers)
+      if (t.joinable()) t.join();
   }
   s.background_stop = true;
   if (s.monitor.joinable()) s.monitor.join();

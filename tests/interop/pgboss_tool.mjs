@@ -9,6 +9,10 @@
 //   drain SECONDS           work() at batchSize 100 completing {by: 'node'} until SIGTERM or idle
 //   send-timed N GAP_MS     send N jobs one at a time, data {sent_at: epoch ms}
 //   latency N GAP_MS        send and work in-process; send-to-start latency of pg-boss itself
+//   insert N                insert() N no-op jobs in chunks of 1000, then ANALYZE the table
+//   bench-work N            work() at batchSize 100, localConcurrency 4, burstWhenBatchFull,
+//                           pollingIntervalSeconds 0.5 until N jobs ran and none is left queued
+//                           or active: {jobs, seconds}
 const pgbossUrl = new URL('../../scripts/pgboss/node_modules/pg-boss/dist/index.js', import.meta.url);
 const { PgBoss } = await import(pgbossUrl.href);
 
@@ -97,6 +101,45 @@ try {
       ids.push(await boss.send(queue, { i, sent_at: Date.now() }));
     }
     out(ids);
+  } else if (command === 'insert') {
+    const n = Number(args[0]);
+    for (let off = 0; off < n; off += 1000) {
+      const chunk = [];
+      for (let i = off; i < Math.min(n, off + 1000); i++) {
+        chunk.push({ data: { i, payload: 'x'.repeat(64) } });
+      }
+      await boss.insert(queue, chunk);
+    }
+    const db = boss.getDb();
+    await db.executeSql(`ANALYZE ${schema}.job_common`);
+    out({ inserted: n });
+  } else if (command === 'bench-work') {
+    const n = Number(args[0]);
+    const db = boss.getDb();
+    let seen = 0;
+    const t0 = performance.now();
+    await boss.work(queue, {
+      batchSize: 100, localConcurrency: 4, burstWhenBatchFull: true, pollingIntervalSeconds: 0.5,
+    }, async (jobs) => { seen += jobs.length; });
+    const left = async () => Number((await db.executeSql(
+      `SELECT count(*) AS n FROM ${schema}.job WHERE name = $1 AND state < 'completed'`,
+      [queue])).rows[0].n);
+    while (seen < n || (await left()) > 0) await sleep(seen < n ? 5 : 2);
+    out({ jobs: seen, seconds: (performance.now() - t0) / 1000 });
+  } else if (command === 'latency') {
+    const [n, gap] = [Number(args[0]), Number(args[1])];
+    const lat = [];
+    let sentAt = 0;
+    await boss.work(queue, async () => { lat.push(performance.now() - sentAt); });
+    await sleep(1000);
+    for (let i = 0; i < n; i++) {
+      await sleep(Math.random() * gap);
+      const before = lat.length;
+      sentAt = performance.now();
+      await boss.send(queue, { i });
+      while (lat.length === before) await sleep(1);
+    }
+    out({ latencies_ms: lat });
   } else {
     throw new Error(`unknown command ${command}`);
   }

@@ -6,6 +6,8 @@
 //     echo), latency (records now - data.sent_at in ms)
 // Creates QUEUE (and QUEUE__dead) when absent, writes "ready" to stderr once working, stops
 // gracefully on SIGTERM/SIGINT, then prints {"handled": N, "latencies_ms": [...]} on stdout.
+// With YW_BENCH_EXPECT=N it stops by itself once N jobs are completed (committed) and adds
+// "seconds": the time from the executor's start to that moment.
 #include <unistd.h>
 
 #include <chrono>
@@ -69,19 +71,32 @@ int main(int argc, char** argv) {
     return json{{"echo", data}, {"by", by}};
   });
 
-  queue::ConnectionPool pool({.url = url, .max_size = 6});
+  // YW_FETCHERS / YW_SETTLERS: fetch and settle loops (benchmark tuning).
+  const int fetchers = std::getenv("YW_FETCHERS") ? std::stoi(std::getenv("YW_FETCHERS")) : 1;
+  const int settlers = std::getenv("YW_SETTLERS") ? std::stoi(std::getenv("YW_SETTLERS")) : 1;
+  queue::ConnectionPool pool({.url = url, .max_size = fetchers + settlers + 3});
   queue::PgBossClient client(pool, schema);
   worker::ExecutorOptions opt;
   opt.queues = {queue_name};
   opt.concurrency = concurrency;
-  opt.max_batch = 100;
+  opt.max_batch = std::getenv("YW_MAX_BATCH") ? std::stoi(std::getenv("YW_MAX_BATCH")) : 100;
+  opt.fetchers = fetchers;
+  opt.settlers = settlers;
   opt.poll_interval = std::chrono::milliseconds(poll_ms);
   opt.sweep_interval = std::chrono::milliseconds(sweep_ms);
   worker::Executor executor(client, registry, opt);
+  const char* expect_env = std::getenv("YW_BENCH_EXPECT");
+  const std::uint64_t expect = expect_env != nullptr ? std::stoull(expect_env) : 0;
+  const auto t0 = std::chrono::steady_clock::now();
+  double seconds = 0;
   executor.start();
   std::fprintf(stderr, "ready\n");
   std::fflush(stderr);
   while (true) {
+    if (expect > 0 && seconds == 0 && executor.stats().completed >= expect) {
+      seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      shutdown.request_stop("benchmark done");
+    }
     const auto phase = shutdown.update(executor.in_flight());
     if (phase == worker::ShutdownPhase::stopped) break;
     if (phase != worker::ShutdownPhase::running) executor.stop_fetching();
@@ -89,10 +104,13 @@ int main(int argc, char** argv) {
       executor.fail_back_running();
       shutdown.failed_back();
     }
-    shutdown.wait_until(std::chrono::steady_clock::now() + std::chrono::milliseconds(50));
+    shutdown.wait_until(std::chrono::steady_clock::now() +
+                        std::chrono::milliseconds(expect > 0 ? 1 : 50));
   }
   executor.join(std::chrono::seconds(2));
   std::lock_guard lock(m);
-  std::printf("%s\n", json{{"handled", handled}, {"latencies_ms", latencies}}.dump().c_str());
+  std::printf(
+      "%s\n",
+      json{{"handled", handled}, {"latencies_ms", latencies}, {"seconds", seconds}}.dump().c_str());
   return 0;
 }

@@ -36,6 +36,10 @@ struct ExecutorOptions {
   int concurrency = 4;                           // jobs in flight per queue (WORKER_CONCURRENCY)
   std::map<std::string, int> queue_concurrency;  // per-queue overrides
   int max_batch = 100;                           // most jobs claimed by one fetch
+  // Fetch and settle loops per queue, each on its own pooled connection: more overlap database
+  // round trips (the pool needs fetchers + settlers connections per queue, plus 2).
+  int fetchers = 1;
+  int settlers = 1;
   std::chrono::milliseconds poll_interval{2000};
   // The supervisor's expiry/heartbeat sweep (§10); zero disables it.
   std::chrono::milliseconds sweep_interval{10'000};
