@@ -76,7 +76,7 @@ class WaveformBuilder {
   int channels_;
   Waveform out_;
   int in_pixel_ = 0;
-  int min_ = 0, max_ = 0;
+  float min_ = 0.0f, max_ = 0.0f;  // channel sums, not yet scaled
 };
 
 struct MetadataResult {
