@@ -253,6 +253,18 @@ class FfmpegReader final : public AudioReader {
 
 }  // namespace
 
+double ffmpeg_container_duration(const std::filesystem::path& path) {
+  quiet_ffmpeg();
+  AVFormatContext* format = nullptr;
+  if (avformat_open_input(&format, path.c_str(), nullptr, nullptr) < 0) return -1.0;
+  double seconds = -1.0;
+  if (avformat_find_stream_info(format, nullptr) >= 0 && format->duration > 0 &&
+      format->duration != AV_NOPTS_VALUE)
+    seconds = static_cast<double>(format->duration) / AV_TIME_BASE;
+  avformat_close_input(&format);
+  return seconds;
+}
+
 std::unique_ptr<AudioReader> open_ffmpeg(const std::filesystem::path& path,
                                          const std::string& sndfile_why) {
   quiet_ffmpeg();

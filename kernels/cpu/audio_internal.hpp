@@ -17,6 +17,11 @@ std::unique_ptr<AudioReader> open_sndfile(const std::filesystem::path& path, std
 std::unique_ptr<AudioReader> open_ffmpeg(const std::filesystem::path& path,
                                          const std::string& sndfile_why);
 
+// The container duration FFmpeg reports (what fpcalc prints), in seconds; < 0 when FFmpeg
+// cannot tell. Used for lossy streams, where the decoded length (gapless trimming) and the
+// container's idea of the duration differ by the encoder delay and padding.
+double ffmpeg_container_duration(const std::filesystem::path& path);
+
 // Largest values the readers accept; anything above is an absurd header, not audio.
 inline constexpr int kMaxChannels = 64;
 inline constexpr int kMaxSampleRate = 1'536'000;

@@ -113,6 +113,10 @@ class SndfileReader final : public AudioReader {
     info_.frames = sf_info.frames >= 0 ? static_cast<std::int64_t>(sf_info.frames) : -1;
     if (info_.frames >= 0)
       info_.duration_seconds = static_cast<double>(info_.frames) / info_.sample_rate;
+    if (info_.bits_per_sample == 0) {
+      const double container = ffmpeg_container_duration(path);
+      if (container > 0) info_.duration_seconds = container;
+    }
     const bool pcm = info_.codec.rfind("pcm_", 0) == 0;
     if (pcm) {
       info_.bitrate_kbps =
