@@ -37,74 +37,85 @@ inline std::int16_t float_to_int16(float v) {
   return static_cast<std::int16_t>(std::clamp(r, -32768L, 32767L));
 }
 
-// One sample of any packed or planar FFmpeg format, as float in [-1, 1) or as int16.
-struct SampleAt {
-  AVSampleFormat fmt;
-  const AVFrame* frame;
-  int channels;
-  bool planar;
-  int bytes;
+// Sample conversions: float in [-1, 1) (integers divided by their full scale) and int16 (wider
+// integers rounded as libswresample does, float rounded and clipped).
+inline void convert(std::uint8_t v, float& o) {
+  o = (static_cast<int>(v) - 128) / 128.0f;
+}
+inline void convert(std::int16_t v, float& o) {
+  o = v / 32768.0f;
+}
+inline void convert(std::int32_t v, float& o) {
+  o = static_cast<float>(v / 2147483648.0);
+}
+inline void convert(std::int64_t v, float& o) {
+  o = static_cast<float>(static_cast<double>(v) / 9223372036854775808.0);
+}
+inline void convert(float v, float& o) {
+  o = v;
+}
+inline void convert(double v, float& o) {
+  o = static_cast<float>(v);
+}
+inline void convert(std::uint8_t v, std::int16_t& o) {
+  o = static_cast<std::int16_t>((static_cast<int>(v) - 128) * 256);
+}
+inline void convert(std::int16_t v, std::int16_t& o) {
+  o = v;
+}
+inline void convert(std::int32_t v, std::int16_t& o) {
+  o = static_cast<std::int16_t>(
+      std::min<std::int64_t>((static_cast<std::int64_t>(v) + 0x8000) >> 16, 32767));
+}
+inline void convert(std::int64_t v, std::int16_t& o) {
+  convert(static_cast<std::int32_t>(v >> 32), o);
+}
+inline void convert(float v, std::int16_t& o) {
+  o = float_to_int16(v);
+}
+inline void convert(double v, std::int16_t& o) {
+  o = float_to_int16(static_cast<float>(v));
+}
 
-  const std::uint8_t* ptr(int index, int ch) const {
-    if (planar) return frame->extended_data[ch] + static_cast<std::ptrdiff_t>(index) * bytes;
-    return frame->extended_data[0] + (static_cast<std::ptrdiff_t>(index) * channels + ch) * bytes;
-  }
-  float as_float(int index, int ch) const {
-    const std::uint8_t* p = ptr(index, ch);
-    switch (av_get_packed_sample_fmt(fmt)) {
-      case AV_SAMPLE_FMT_U8:
-        return (static_cast<int>(*p) - 128) / 128.0f;
-      case AV_SAMPLE_FMT_S16: {
-        std::int16_t v;
-        std::memcpy(&v, p, 2);
-        return v / 32768.0f;
-      }
-      case AV_SAMPLE_FMT_S32: {
-        std::int32_t v;
-        std::memcpy(&v, p, 4);
-        return static_cast<float>(v / 2147483648.0);
-      }
-      case AV_SAMPLE_FMT_S64: {
-        std::int64_t v;
-        std::memcpy(&v, p, 8);
-        return static_cast<float>(static_cast<double>(v) / 9223372036854775808.0);
-      }
-      case AV_SAMPLE_FMT_FLT: {
-        float v;
-        std::memcpy(&v, p, 4);
-        return v;
-      }
-      case AV_SAMPLE_FMT_DBL: {
-        double v;
-        std::memcpy(&v, p, 8);
-        return static_cast<float>(v);
-      }
-      default:
-        return 0.0f;
+// Copies frames [pos, pos + n) of a packed or planar frame of sample type S into interleaved `out`.
+template <typename S, typename T>
+void copy_frames(const AVFrame* frame, bool planar, int channels, int pos, int n, T* out) {
+  const auto ch_count = static_cast<std::size_t>(channels);
+  for (int ch = 0; ch < channels; ++ch) {
+    const std::uint8_t* base = frame->extended_data[planar ? ch : 0];
+    const std::size_t stride = planar ? sizeof(S) : sizeof(S) * ch_count;
+    const std::uint8_t* p = base + static_cast<std::size_t>(pos) * stride +
+                            (planar ? 0 : static_cast<std::size_t>(ch) * sizeof(S));
+    T* o = out + ch;
+    for (int i = 0; i < n; ++i) {
+      S v;
+      std::memcpy(&v, p + static_cast<std::size_t>(i) * stride, sizeof(S));
+      convert(v, o[static_cast<std::size_t>(i) * ch_count]);
     }
   }
-  std::int16_t as_int16(int index, int ch) const {
-    const std::uint8_t* p = ptr(index, ch);
-    switch (av_get_packed_sample_fmt(fmt)) {
-      case AV_SAMPLE_FMT_U8:
-        return static_cast<std::int16_t>((static_cast<int>(*p) - 128) * 256);
-      case AV_SAMPLE_FMT_S16: {
-        std::int16_t v;
-        std::memcpy(&v, p, 2);
-        return v;
-      }
-      case AV_SAMPLE_FMT_S32: {
-        std::int32_t v;
-        std::memcpy(&v, p, 4);
-        // Rounded to nearest, as libswresample does for s32 -> s16.
-        const std::int64_t r = (static_cast<std::int64_t>(v) + 0x8000) >> 16;
-        return static_cast<std::int16_t>(std::min<std::int64_t>(r, 32767));
-      }
-      default:
-        return float_to_int16(as_float(index, ch));
-    }
+}
+
+template <typename T>
+void copy_any(const AVFrame* frame, int channels, int pos, int n, T* out) {
+  const auto fmt = static_cast<AVSampleFormat>(frame->format);
+  const bool planar = av_sample_fmt_is_planar(fmt) != 0;
+  switch (av_get_packed_sample_fmt(fmt)) {
+    case AV_SAMPLE_FMT_U8:
+      return copy_frames<std::uint8_t>(frame, planar, channels, pos, n, out);
+    case AV_SAMPLE_FMT_S16:
+      return copy_frames<std::int16_t>(frame, planar, channels, pos, n, out);
+    case AV_SAMPLE_FMT_S32:
+      return copy_frames<std::int32_t>(frame, planar, channels, pos, n, out);
+    case AV_SAMPLE_FMT_S64:
+      return copy_frames<std::int64_t>(frame, planar, channels, pos, n, out);
+    case AV_SAMPLE_FMT_FLT:
+      return copy_frames<float>(frame, planar, channels, pos, n, out);
+    case AV_SAMPLE_FMT_DBL:
+      return copy_frames<double>(frame, planar, channels, pos, n, out);
+    default:
+      YW_THROW_INPUT("unsupported decoded sample format {}", static_cast<int>(fmt));
   }
-};
+}
 
 class FfmpegReader final : public AudioReader {
  public:
@@ -174,14 +185,10 @@ class FfmpegReader final : public AudioReader {
   }
 
   std::size_t read_float(float* out, std::size_t max_frames) override {
-    return read(max_frames, [out](std::size_t at, const SampleAt& s, int i, int ch) {
-      out[at] = s.as_float(i, ch);
-    });
+    return read(out, max_frames);
   }
   std::size_t read_int16(std::int16_t* out, std::size_t max_frames) override {
-    return read(max_frames, [out](std::size_t at, const SampleAt& s, int i, int ch) {
-      out[at] = s.as_int16(i, ch);
-    });
+    return read(out, max_frames);
   }
 
  private:
@@ -217,8 +224,8 @@ class FfmpegReader final : public AudioReader {
     }
   }
 
-  template <typename Put>
-  std::size_t read(std::size_t max_frames, Put put) {
+  template <typename T>
+  std::size_t read(T* out, std::size_t max_frames) {
     std::size_t done = 0;
     const int channels = info_.channels;
     while (done < max_frames) {
@@ -226,16 +233,9 @@ class FfmpegReader final : public AudioReader {
       if (frame_->ch_layout.nb_channels != channels)
         YW_THROW_INPUT("{}: channel count changed mid-stream ({} -> {})", path_.string(), channels,
                        frame_->ch_layout.nb_channels);
-      const auto fmt = static_cast<AVSampleFormat>(frame_->format);
-      const SampleAt s{fmt, frame_, channels, av_sample_fmt_is_planar(fmt) != 0,
-                       av_get_bytes_per_sample(fmt)};
       const int n = static_cast<int>(std::min<std::size_t>(
           max_frames - done, static_cast<std::size_t>(frame_->nb_samples - pos_)));
-      for (int i = 0; i < n; ++i)
-        for (int ch = 0; ch < channels; ++ch)
-          put((done + static_cast<std::size_t>(i)) * static_cast<std::size_t>(channels) +
-                  static_cast<std::size_t>(ch),
-              s, pos_ + i, ch);
+      copy_any(frame_, channels, pos_, n, out + done * static_cast<std::size_t>(channels));
       pos_ += n;
       done += static_cast<std::size_t>(n);
     }
