@@ -165,6 +165,17 @@ auto with_connection(ConnectionPool& pool, Fn&& fn) {
   }
 }
 
+// Runs `sql` as a prepared statement on the transaction's connection, named after the text's
+// hash: the hot statements are planned once per connection instead of on every call (planning
+// was about a third of the claim's server time). A connection replaced after a loss prepares
+// them again on first use.
+template <typename... Args>
+pqxx::result exec_prepared(pqxx::transaction_base& tx, const std::string& sql, Args&&... args) {
+  const std::string name = fmt::format("yw_{:016x}", std::hash<std::string>{}(sql));
+  tx.conn().prepare(name, sql);
+  return tx.exec_prepared(name, std::forward<Args>(args)...);
+}
+
 std::vector<std::string> ids_of(const pqxx::result& r) {
   std::vector<std::string> ids;
   ids.reserve(r.size());
@@ -185,8 +196,8 @@ std::vector<std::string> insert_with(pqxx::transaction_base& tx, const std::stri
   json records = json::array();
   for (const auto& j : jobs)
     records.push_back(job_record(j));
-  const auto r = tx.exec_params(sql::insert_jobs(schema, info.table_name, info.notify),
-                                records.dump(), info.name);
+  const auto r = exec_prepared(tx, sql::insert_jobs(schema, info.table_name, info.notify),
+                               records.dump(), info.name);
   return ids_of(r);
 }
 
@@ -313,8 +324,8 @@ std::vector<Job> PgBossClient::fetch(const std::string& queue, int limit) {
   try {
     r = with_connection(pool_, [&](pqxx::connection& c) {
       pqxx::nontransaction tx(c);
-      return tx.exec_params(sql::fetch_next_job(schema_, info.table_name, info.policy, limit > 1),
-                            queue, limit);
+      return exec_prepared(
+          tx, sql::fetch_next_job(schema_, info.table_name, info.policy, limit > 1), queue, limit);
     });
   } catch (const pqxx::sql_error& e) {
     if (e.sqlstate() == "23505") return {};
@@ -362,7 +373,7 @@ std::vector<std::string> PgBossClient::settle(const std::string& queue,
     return with_connection(pool_, [&](pqxx::connection& c) {
       pqxx::nontransaction tx(c);
       return ids_of(
-          tx.exec_params(statement, queue, uuid_array(ids), text_array(pairs), outputs.dump()));
+          exec_prepared(tx, statement, queue, uuid_array(ids), text_array(pairs), outputs.dump()));
     });
   } catch (const pqxx::sql_error& e) {
     if (e.sqlstate() == "42P01" || e.sqlstate() == "23514") invalidate(queue);
@@ -419,8 +430,8 @@ std::vector<std::string> PgBossClient::touch(
   }
   return with_connection(pool_, [&](pqxx::connection& c) {
     pqxx::nontransaction tx(c);
-    return ids_of(tx.exec_params(sql::touch_jobs(schema_, info.table_name), queue, uuid_array(ids),
-                                 text_array(pairs)));
+    return ids_of(exec_prepared(tx, sql::touch_jobs(schema_, info.table_name), queue,
+                                uuid_array(ids), text_array(pairs)));
   });
 }
 

