@@ -16,6 +16,9 @@
 #include "metadata/metadata_test_util.hpp"
 #include "support/pg_fixture.hpp"
 #include "yw/kernels/audio.hpp"
+#include "yw/queue/client.hpp"
+#include "yw/queue/pool.hpp"
+#include "yw/worker/handler.hpp"
 
 namespace yw::test {
 namespace {
@@ -174,6 +177,49 @@ TEST(RecordEndToEnd, NodeSendsWorkerCompletesParentAndChildren) {
   worker.signal(SIGTERM);
   const auto r = worker.wait(std::chrono::seconds(30));
   EXPECT_EQ(r.exit_code, 0) << r.err;
+}
+
+// The second guard against duplicate children (the first is that children go in the transaction
+// that completes the parent, so a failed attempt sends none): the handler names each child with an
+// id derived from the parent's, so even two attempts that both got as far as inserting children
+// (an expired attempt finishing late) leave one set. Inserted through the worker's own pg-boss
+// client, with pg-boss's ON CONFLICT DO NOTHING.
+TEST(RecordEndToEnd, TwoAttemptsOfOneParentLeaveOneSetOfChildren) {
+  YW_REQUIRE_DATABASE();
+  PgBossSchema schema;
+  yw::queue::ConnectionPool pool(yw::queue::PoolConfig{.url = schema.url(), .max_size = 2});
+  yw::queue::PgBossClient client(pool, schema.name());
+  for (const char* q : {"extract_metadata", "fingerprint_audio", "separate_stems"})
+    client.create_queue(q);
+
+  yw::worker::HandlerRegistry registry;
+  yw::worker::register_record_handlers(registry);
+  yw::worker::WorkerConfig config;
+  const json data = {{"record_id", 5}, {"audio", "https://cdn.example/5.mp3"}};
+  json outputs = json::array();
+  int inserted = 0;
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    std::vector<yw::worker::JobContext::ChildJob> children;
+    yw::worker::JobContext ctx;
+    ctx.id = "9b2f7c1e-0000-4000-8000-000000000001";  // the same parent job, two attempts
+    ctx.retry_count = attempt;
+    ctx.config = &config;
+    ctx.children = &children;
+    outputs.push_back((*registry.find("process_new_record"))(data, ctx));
+    for (const auto& c : children) {
+      if (client.send(c.queue, yw::queue::SendJob{c.data, c.options})) ++inserted;
+    }
+  }
+  EXPECT_EQ(outputs[0], outputs[1]);
+  EXPECT_EQ(inserted, 3) << "the second attempt's children were all refused as duplicates";
+  pqxx::connection c(schema.url());
+  pqxx::nontransaction tx(c);
+  EXPECT_EQ(tx.exec1("SELECT count(*) FROM " + schema.name() + ".job")[0].as<int>(), 3);
+  const std::string meta_id = outputs[0]["jobs"]["metadata"];
+  EXPECT_EQ(tx.exec1("SELECT count(*) FROM " + schema.name() +
+                     ".job WHERE id = " + tx.quote(meta_id) + " AND name = 'extract_metadata'")[0]
+                .as<int>(),
+            1);
 }
 
 }  // namespace
