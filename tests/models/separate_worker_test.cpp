@@ -112,6 +112,15 @@ TEST_F(SeparateCli, HelpListsEveryFlagWithItsDefault) {
   EXPECT_NE(r.out.find("flac"), std::string::npos) << r.out;
 }
 
+TEST(SeparateBinary, DoesNotLinkLibtorch) {
+  // libtorch is dlopen'ed with the first TorchScript model (models/torch_loader.cpp); the
+  // worker binary itself must not pull in its ~290 libraries.
+  const auto r = yw::test::run_process({"ldd", yw::test::worker_binary()});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out.find("libtorch"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("libc10"), std::string::npos) << r.out;
+}
+
 class SeparateHandler : public ::testing::Test {
  protected:
   void SetUp() override {

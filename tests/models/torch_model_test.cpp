@@ -11,6 +11,7 @@
 #include "support/process.hpp"
 #include "torch_models.hpp"
 #include "yw/common/error.hpp"
+#include "yw/kernels/audio_writer.hpp"
 #include "yw/kernels/resample.hpp"
 #include "yw/models/apply.hpp"
 #include "yw/models/separator.hpp"
@@ -195,6 +196,35 @@ TEST_F(TorchModels, CrossSongBatchesGiveTheSameStemsAsEachSongAlone) {
   for (size_t i = 0; i < songs.size(); ++i) {
     ASSERT_EQ(together[i].size(), 4u);
     EXPECT_LT(max_diff(together[i], alone[i]), 1e-5f) << "song " << i;
+  }
+}
+
+TEST_F(TorchModels, CommandLineSeparatesWithAModel) {
+  const std::string gain = path("cli_gain.pt");
+  yw::test::save_gain_model(gain, {}, {0.5f, -1.0f, 2.0f, 0.25f});
+  const Audio mix = random_song(48000, 1, 30000, 5);  // mono, 48 kHz: converted both ways
+  const std::string wav = path("cli_song.wav");
+  yw::write_audio_file(wav, yw::AudioFileFormat::wav, mix.samples.data(), 1, mix.frames, 48000);
+  yw::test::ProcessOptions popt;
+  popt.unset_env = {"YW_MODEL", "YW_DEVICE"};
+  const auto r =
+      yw::test::run_process({yw::test::worker_binary(), "separate", wav, "--out", path("cli_out"),
+                             "--model", gain, "--format", "wav", "--device", "cpu"},
+                            popt);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("4 stems"), std::string::npos) << r.out;
+  const auto expected = whole_song(gain, mix, 4);
+  const char* names[] = {"drums", "bass", "other", "vocals"};
+  for (int s = 0; s < 4; ++s) {
+    const Audio got = yw::models::load_audio(path("cli_out") + "/cli_song/" + names[s] + ".wav");
+    ASSERT_EQ(got.channels, 2);  // a mono mix comes back with the model's channels
+    ASSERT_EQ(got.frames, mix.frames);
+    ASSERT_EQ(got.sample_rate, 48000);
+    float err = 0.0f;
+    for (size_t i = 0; i < got.samples.size(); ++i)
+      err = std::max(err,
+                     std::abs(got.samples[i] - expected[static_cast<size_t>(s)].audio.samples[i]));
+    EXPECT_LT(err, 1e-5f) << names[s];
   }
 }
 
