@@ -68,6 +68,30 @@ std::int32_t dot16(const std::int16_t* x, const std::int16_t* c, int n) {
 #endif
 }
 
+// L R L R ... -> L L ... and R R ...
+void deinterleave_stereo(const std::int16_t* in, std::size_t frames, std::int16_t* left,
+                         std::int16_t* right) {
+  std::size_t i = 0;
+#if defined(__x86_64__)
+  // Eight frames at a time: each frame is one 32-bit lane; the halves are sign-extended to
+  // 32 bits and packed back (exact, no saturation can occur).
+  for (; i + 8 <= frames; i += 8) {
+    const __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i*>(in + 2 * i));
+    const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(in + 2 * i + 8));
+    const __m128i la = _mm_srai_epi32(_mm_slli_epi32(a, 16), 16);
+    const __m128i lb = _mm_srai_epi32(_mm_slli_epi32(b, 16), 16);
+    const __m128i ra = _mm_srai_epi32(a, 16);
+    const __m128i rb = _mm_srai_epi32(b, 16);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(left + i), _mm_packs_epi32(la, lb));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(right + i), _mm_packs_epi32(ra, rb));
+  }
+#endif
+  for (; i < frames; ++i) {
+    left[i] = in[2 * i];
+    right[i] = in[2 * i + 1];
+  }
+}
+
 // The hot loop of the "common" kernel (mod == 0: 44.1/22.05/88.2/48/96/24 kHz) for one or two
 // channels: stereo outputs are mixed as floor((L + R + 1) / 2). `s`/`ph` are the window start
 // and phase of the next output; they are advanced past the last output whose window ends at or
@@ -346,16 +370,21 @@ struct FpcalcResampler::State {
 
   void append(const std::int16_t* in, std::size_t frames) {
     const std::size_t need = size + frames + kPad;
-    for (int c = 0; c < channels; ++c) {
-      auto& b = buf[static_cast<std::size_t>(c)];
+    for (auto& b : buf)
       if (b.size() < need) b.resize(std::max(need, 2 * b.size()), 0);
-      std::int16_t* dst = b.data() + size;
+    if (channels == 2) {
+      deinterleave_stereo(in, frames, buf[0].data() + size, buf[1].data() + size);
+    } else {
       const auto stride = static_cast<std::size_t>(channels);
-      const std::int16_t* src = in + c;
-      for (std::size_t i = 0; i < frames; ++i)
-        dst[i] = src[i * stride];
-      std::fill_n(dst + frames, kPad, std::int16_t{0});
+      for (int c = 0; c < channels; ++c) {
+        std::int16_t* dst = buf[static_cast<std::size_t>(c)].data() + size;
+        const std::int16_t* src = in + c;
+        for (std::size_t i = 0; i < frames; ++i)
+          dst[i] = src[i * stride];
+      }
     }
+    for (auto& b : buf)
+      std::fill_n(b.data() + size + frames, kPad, std::int16_t{0});
     size += frames;
   }
 
