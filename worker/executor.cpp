@@ -154,8 +154,23 @@ struct Executor::Impl {
     loop.fetch_cv.notify_all();
   }
 
+  // Moves plain completions (no children) waiting in `loop.outcomes` into `out`, so the next
+  // claim statement writes them too (one commit instead of two). Caller holds loop.m.
+  static void take_completions(QueueLoop& loop, std::vector<queue::Settle>& out) {
+    constexpr std::size_t kMax = 1000;
+    for (auto it = loop.outcomes.begin(); it != loop.outcomes.end() && out.size() < kMax;) {
+      if (it->kind == Outcome::Kind::complete && it->children.empty()) {
+        out.push_back(std::move(it->settle));
+        it = loop.outcomes.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+
   void fetch_loop(QueueLoop& loop) {
     milliseconds backoff(100);
+    std::vector<queue::Settle> completions;
     while (fetching) {
       int want = 0;
       {
@@ -166,16 +181,34 @@ struct Executor::Impl {
         // Reserved before the statement runs, so parallel fetch loops never overshoot.
         loop.busy += want;
         loop.wake = false;
+        if (opt.combine_settle) take_completions(loop, completions);
       }
       std::vector<queue::Job> jobs;
       try {
-        jobs = client.fetch(loop.name, want);
+        std::vector<std::string> done;
+        jobs = client.complete_and_fetch(loop.name, completions, want, done);
+        if (!completions.empty()) {
+          completed += done.size();
+          report_lost(loop.name, completions, done, "complete");
+          std::lock_guard lock(loop.m);
+          loop.unsettled -= static_cast<int>(completions.size());
+          completions.clear();
+        }
         backoff = milliseconds(100);
       } catch (const std::exception& e) {
         {
           std::lock_guard lock(loop.m);
           loop.busy -= want;
           loop.fetch_cv.notify_all();
+          // Not known to be written: the settle loop retries them (fenced, so a completion that
+          // did land is reported as a lost claim, never written twice).
+          for (auto& c : completions) {
+            Outcome o;
+            o.settle = std::move(c);
+            loop.outcomes.push_back(std::move(o));
+          }
+          completions.clear();
+          loop.settle_cv.notify_one();
         }
         log(LogLevel::warn, "executor", "fetch failed; retrying",
             {field("queue", loop.name), field("error", e.what()),

@@ -332,24 +332,73 @@ std::vector<Job> PgBossClient::fetch(const std::string& queue, int limit) {
     if (e.sqlstate() == "42P01" || e.sqlstate() == "23514") invalidate(queue);
     throw;
   }
+  return parse_claimed(queue, std::vector<pqxx::row>(r.begin(), r.end()), 0);
+}
+
+std::vector<Job> PgBossClient::complete_and_fetch(const std::string& queue,
+                                                  const std::vector<Settle>& done, int limit,
+                                                  std::vector<std::string>& completed) {
+  if (done.empty()) return fetch(queue, limit);
+  if (limit <= 0) {
+    completed = complete(queue, done);
+    return {};
+  }
+  const QueueInfo info = this->queue(queue);
+  std::vector<std::string> ids, pairs;
+  json outputs = json::object();
+  for (const auto& j : done) {
+    ids.push_back(j.id);
+    pairs.push_back(fmt::format("{}:{}", j.id, j.retry_count));
+    outputs[j.id] = j.output;
+  }
+  pqxx::result r;
+  try {
+    r = with_connection(pool_, [&](pqxx::connection& c) {
+      pqxx::nontransaction tx(c);
+      return exec_prepared(
+          tx, sql::complete_and_fetch(schema_, info.table_name, info.policy, limit > 1), queue,
+          limit, uuid_array(ids), text_array(pairs), outputs.dump());
+    });
+  } catch (const pqxx::sql_error& e) {
+    // The claim's policy race rolled the completion back with it: complete on its own.
+    if (e.sqlstate() == "23505") {
+      completed = complete(queue, done);
+      return {};
+    }
+    if (e.sqlstate() == "42P01" || e.sqlstate() == "23514") invalidate(queue);
+    throw;
+  }
+  std::vector<pqxx::row> claimed;
+  completed.clear();
+  for (const auto& row : r) {
+    if (row[0].as<std::string>() == "d") {
+      completed.push_back(row[1].as<std::string>());
+    } else {
+      claimed.push_back(row);
+    }
+  }
+  return parse_claimed(queue, claimed, 1);
+}
+
+std::vector<Job> PgBossClient::parse_claimed(const std::string& queue, std::vector<pqxx::row> rows,
+                                             int first) {
   // RETURNING yields rows in update order; hand them out in claim order (priority, then age).
-  std::vector<pqxx::row> rows(r.begin(), r.end());
-  std::stable_sort(rows.begin(), rows.end(), [](const pqxx::row& a, const pqxx::row& b) {
-    const int pa = a[7].as<int>(), pb = b[7].as<int>();
-    return pa != pb ? pa > pb : a[8].as<double>() < b[8].as<double>();
+  std::stable_sort(rows.begin(), rows.end(), [first](const pqxx::row& a, const pqxx::row& b) {
+    const int pa = a[first + 7].as<int>(), pb = b[first + 7].as<int>();
+    return pa != pb ? pa > pb : a[first + 8].as<double>() < b[first + 8].as<double>();
   });
   std::vector<Job> jobs;
   jobs.reserve(rows.size());
   for (const auto& row : rows) {
     Job j;
     j.queue = queue;
-    j.id = row[0].as<std::string>();
-    if (!row[1].is_null()) j.data = json::parse(row[1].c_str());
-    j.retry_count = row[2].as<int>();
-    j.expire_seconds = row[3].as<int>();
-    j.heartbeat_seconds = opt_int(row[4]);
-    j.group_id = opt_text(row[5]);
-    j.group_tier = opt_text(row[6]);
+    j.id = row[first].as<std::string>();
+    if (!row[first + 1].is_null()) j.data = json::parse(row[first + 1].c_str());
+    j.retry_count = row[first + 2].as<int>();
+    j.expire_seconds = row[first + 3].as<int>();
+    j.heartbeat_seconds = opt_int(row[first + 4]);
+    j.group_id = opt_text(row[first + 5]);
+    j.group_tier = opt_text(row[first + 6]);
     jobs.push_back(std::move(j));
   }
   return jobs;

@@ -208,14 +208,38 @@ std::string fetch_next_job(std::string_view s, std::string_view t, std::string_v
              : "";
   const std::string ids = ranked ? "SELECT id FROM ranking WHERE rn = 1" : "SELECT id FROM next";
   return fmt::format(
-      "WITH {heads}{next}{ranking} UPDATE {s}.{t} j SET state = 'active', "
-      "started_on = {s}.job_now(), heartbeat_on = {s}.job_now(), "
-      "retry_count = CASE WHEN started_on IS NOT NULL THEN retry_count + 1 ELSE retry_count END "
-      "WHERE name = $1 AND id = ANY(ARRAY({ids})) "
-      "RETURNING id, data, retry_count, expire_seconds, heartbeat_seconds, group_id, group_tier, "
-      "priority, extract(epoch FROM created_on)::float8",
-      fmt::arg("heads", heads), fmt::arg("next", next), fmt::arg("ranking", ranking),
-      fmt::arg("s", s), fmt::arg("t", t), fmt::arg("ids", ids));
+      "WITH {heads}{next}{ranking} {update}", fmt::arg("heads", heads), fmt::arg("next", next),
+      fmt::arg("ranking", ranking),
+      fmt::arg("update", fmt::format("UPDATE {s}.{t} j SET state = 'active', "
+                                     "started_on = {s}.job_now(), heartbeat_on = {s}.job_now(), "
+                                     "retry_count = CASE WHEN started_on IS NOT NULL THEN "
+                                     "retry_count + 1 ELSE retry_count END "
+                                     "WHERE name = $1 AND id = ANY(ARRAY({ids})) "
+                                     "RETURNING id, data, retry_count, expire_seconds, "
+                                     "heartbeat_seconds, group_id, group_tier, "
+                                     "priority, extract(epoch FROM created_on)::float8",
+                                     fmt::arg("s", s), fmt::arg("t", t), fmt::arg("ids", ids))));
+}
+
+std::string complete_and_fetch(std::string_view s, std::string_view t, std::string_view policy,
+                               bool batch) {
+  // fetch_next_job is "WITH <ctes> UPDATE …": splice the completion in front as one more CTE
+  // and the claim behind as another. The two touch disjoint rows (active vs queued), so running
+  // them in one statement changes neither's result; it only saves a commit.
+  const std::string fetch = fetch_next_job(s, t, policy, batch);
+  const std::size_t update_at = fetch.rfind(") UPDATE ");
+  const std::string ctes = fetch.substr(5, update_at + 1 - 5);  // after "WITH "
+  const std::string claim = fetch.substr(update_at + 2);
+  return fmt::format(
+      "WITH done AS (UPDATE {s}.{t} SET completed_on = {s}.job_now(), state = 'completed', "
+      "output = NULLIF($5::jsonb -> (id::text), 'null'::jsonb) "
+      "WHERE name = $1 AND id = ANY($3::uuid[]) AND {fence} RETURNING id), "
+      "{ctes}, claimed AS ({claim}) "
+      "SELECT 'c' AS kind, claimed.* FROM claimed UNION ALL SELECT 'd', id, NULL::jsonb, "
+      "NULL::int, "
+      "NULL::int, NULL::int, NULL::text, NULL::text, NULL::int, NULL::float8 FROM done",
+      fmt::arg("s", s), fmt::arg("t", t), fmt::arg("fence", attempt_fence(4)),
+      fmt::arg("ctes", ctes), fmt::arg("claim", claim));
 }
 
 std::string complete_jobs(std::string_view s, std::string_view t) {

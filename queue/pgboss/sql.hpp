@@ -38,6 +38,12 @@ std::string insert_jobs(std::string_view schema, std::string_view table, bool no
 std::string fetch_next_job(std::string_view schema, std::string_view table, std::string_view policy,
                            bool batch);
 
+// complete_jobs and fetch_next_job in one statement (one commit instead of two): $1 queue,
+// $2 limit, $3 uuid[] ids to complete, $4 text[] their 'id:retry' pairs, $5 jsonb outputs.
+// Rows: kind 'c' (claimed; the fetch columns follow) or 'd' (completed; only id).
+std::string complete_and_fetch(std::string_view schema, std::string_view table,
+                               std::string_view policy, bool batch);
+
 // plans.ts completeJobsWithOutputs, fenced: $1 queue, $2 uuid[] ids, $3 text[] 'id:retry' pairs,
 // $4 jsonb object id -> output. Returns the completed ids.
 std::string complete_jobs(std::string_view schema, std::string_view table);

@@ -177,6 +177,30 @@ TEST_F(ClientTest, CompleteStoresEachOutputAndIsFencedOnTheAttempt) {
       true);
 }
 
+TEST_F(ClientTest, CompleteAndFetchWritesBothInOneStatement) {
+  client_->create_queue("q");
+  client_->send_many("q", {{json{1}, json::object()}, {json{2}, json::object()}});
+  auto first = client_->fetch("q", 1);
+  ASSERT_EQ(first.size(), 1u);
+  std::vector<std::string> done;
+  // A stale attempt is fenced out here too.
+  EXPECT_TRUE(
+      client_->complete_and_fetch("q", {{first[0].id, 5, json{{"stale", 1}}}}, 0, done).empty());
+  EXPECT_TRUE(done.empty());
+  auto second = client_->complete_and_fetch("q", {{first[0].id, 0, json{{"r", 1}}}}, 5, done);
+  ASSERT_EQ(second.size(), 1u);
+  EXPECT_NE(second[0].id, first[0].id);
+  EXPECT_EQ(second[0].data, json{2});
+  EXPECT_EQ(done, std::vector<std::string>{first[0].id});
+  EXPECT_EQ(job("q", first[0].id)["output"], json({{"r", 1}}));
+  EXPECT_EQ(job("q", second[0].id)["state"], "active");
+  // Nothing left to claim: the completion is still written.
+  auto none = client_->complete_and_fetch("q", {{second[0].id, 0, nullptr}}, 5, done);
+  EXPECT_TRUE(none.empty());
+  EXPECT_EQ(done, std::vector<std::string>{second[0].id});
+  EXPECT_EQ(job("q", second[0].id)["state"], "completed");
+}
+
 TEST_F(ClientTest, AStaleAttemptCannotSettleTheNextOne) {
   client_->create_queue("q", {{"retryLimit", 3}});
   const auto id = *client_->send("q", {json{1}, json::object()});

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include <nlohmann/json.hpp>
+#include <pqxx/pqxx>
 
 #include "yw/queue/job.hpp"
 #include "yw/queue/pool.hpp"
@@ -62,6 +63,11 @@ class PgBossClient {
   // rules. A unique violation raised by the claim (a policy race) reads as an empty fetch.
   std::vector<Job> fetch(const std::string& queue, int limit);
 
+  // complete(done) and fetch(limit) in one statement and one commit; the ids actually completed
+  // are stored in `completed`. Same semantics as the two calls, which touch disjoint rows.
+  std::vector<Job> complete_and_fetch(const std::string& queue, const std::vector<Settle>& done,
+                                      int limit, std::vector<std::string>& completed);
+
   // Completes the given attempts with their own outputs; returns the ids actually completed.
   std::vector<std::string> complete(const std::string& queue, const std::vector<Settle>& jobs);
   // Completes one attempt and sends `children` in the same transaction: all or nothing. Returns
@@ -96,6 +102,7 @@ class PgBossClient {
  private:
   std::vector<std::string> settle(const std::string& queue, const std::vector<Settle>& jobs,
                                   int kind);
+  std::vector<Job> parse_claimed(const std::string& queue, std::vector<pqxx::row> rows, int first);
 
   ConnectionPool& pool_;
   std::string schema_;

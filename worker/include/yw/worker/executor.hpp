@@ -40,6 +40,9 @@ struct ExecutorOptions {
   // round trips (the pool needs fetchers + settlers connections per queue, plus 2).
   int fetchers = 1;
   int settlers = 1;
+  // A fetch also writes the completions waiting at that moment, in the same statement (one
+  // commit instead of two); the settle loops write the rest, and every failure.
+  bool combine_settle = true;
   std::chrono::milliseconds poll_interval{2000};
   // The supervisor's expiry/heartbeat sweep (§10); zero disables it.
   std::chrono::milliseconds sweep_interval{10'000};
