@@ -10,7 +10,7 @@
 #
 #   scripts/bench.sh queue [--jobs 20000] [--rounds 2] [--samples 40] [--concurrency 1000]
 #                          [--batch 250] [--loops 4]
-# (C++ side: jobs in flight, jobs claimed per fetch, fetch loops = settle loops.)
+# (C++ side: jobs in flight, jobs claimed per fetch, fetch loops; fetches also write completions.)
 #
 # Uses $DATABASE_URL when set, else starts a private PostgreSQL (scripts/lib/pg.sh). Wall-clock
 # figures: run on an otherwise idle machine.
@@ -79,13 +79,13 @@ stat() {  # stat FILE_WITH_JSON_ARRAY: min p50 p95 max of the numbers
     ' "$1"
 }
 
-echo "queue bench: $jobs jobs x $rounds rounds; C++ concurrency $concurrency, batch $batch, $loops fetch/settle loops; load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "queue bench: $jobs jobs x $rounds rounds; C++ concurrency $concurrency, batch $batch, $loops fetch loops; load $(cut -d' ' -f1-3 /proc/loadavg)"
 cpp_total=0
 node_total=0
 for (( r = 1; r <= rounds; r++ )); do
   create_queue "cpp_$r" '{"policy":"standard"}'
   node "$tool" insert "$url" "$schema" "cpp_$r" "$jobs" >/dev/null
-  out=$(YW_BENCH_EXPECT=$jobs YW_MAX_BATCH=$batch YW_FETCHERS=$loops YW_SETTLERS=$loops "$bin" "$url" "$schema" "cpp_$r" noop "$concurrency" 0 500 2>"$work/cpp.err") \
+  out=$(YW_BENCH_EXPECT=$jobs YW_MAX_BATCH=$batch YW_FETCHERS=$loops YW_SETTLERS=1 "$bin" "$url" "$schema" "cpp_$r" noop "$concurrency" 0 500 2>"$work/cpp.err") \
     || { cat "$work/cpp.err" >&2; exit 1; }
   cpp_s=$(node -e 'console.log(JSON.parse(process.argv[1]).seconds)' "$out")
   create_queue "node_$r" '{"policy":"standard"}'
