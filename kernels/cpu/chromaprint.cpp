@@ -203,8 +203,10 @@ AudioInfo convert_file(const std::filesystem::path& path, double length_seconds,
   auto reader = AudioReader::open(path);
   const AudioInfo info = reader->info();
   const auto channels = static_cast<std::size_t>(info.channels);
+  // Lengths beyond ~30 000 years (or infinite) mean the whole file, like 0.
+  const bool limited = length_seconds > 0 && length_seconds < 1e12;
   const std::int64_t limit =
-      length_seconds > 0 ? static_cast<std::int64_t>(length_seconds * kFpcalcSampleRate) : -1;
+      limited ? static_cast<std::int64_t>(length_seconds * kFpcalcSampleRate) : -1;
   FpcalcResampler resampler(info.sample_rate, info.channels);
   constexpr std::size_t kBlockFrames = 16384;
   std::vector<std::int16_t> block(kBlockFrames * channels);
