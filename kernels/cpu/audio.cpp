@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cctype>
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
@@ -85,6 +86,33 @@ void check_riff(const std::filesystem::path& path, std::ifstream& in, std::uintm
   }
 }
 
+// A web page or error text saved under an audio name is the commonest bad upload; saying so is
+// clearer than two decoders' guesses (and keeps libmpg123's resync chatter off stderr).
+void check_not_text(const std::filesystem::path& path, std::ifstream& in) {
+  std::array<char, 512> head{};
+  in.read(head.data(), head.size());
+  const auto n = static_cast<std::size_t>(in.gcount());
+  in.clear();
+  in.seekg(0);
+  if (n == 0) return;
+  const auto printable = [](unsigned char c) {
+    return (c >= 0x20 && c < 0x7F) || (c >= 0x09 && c <= 0x0D);
+  };
+  std::size_t first = 0;
+  while (first < n && std::isspace(static_cast<unsigned char>(head[first])) != 0)
+    ++first;
+  const bool all_text =
+      std::all_of(head.begin(), head.begin() + static_cast<std::ptrdiff_t>(n),
+                  [&](char c) { return printable(static_cast<unsigned char>(c)); });
+  if (!all_text) return;
+  std::string start(head.data() + first, std::min<std::size_t>(n - first, 40));
+  std::replace_if(
+      start.begin(), start.end(), [](char c) { return c == '\n' || c == '\r' || c == '\t'; }, ' ');
+  const bool markup = first < n && head[first] == '<';
+  YW_THROW_INPUT("{}: not a supported audio file: it is {} (starts with \"{}\")", path.string(),
+                 markup ? "an HTML/XML document" : "text", start);
+}
+
 }  // namespace
 }  // namespace audio_detail
 
@@ -100,6 +128,7 @@ std::unique_ptr<AudioReader> AudioReader::open(const std::filesystem::path& path
   if (!in) YW_THROW_INPUT("{}: cannot open: {}", path.string(), std::strerror(errno));
   const std::uintmax_t size = std::filesystem::file_size(path, ec);
   if (!ec && size == 0) YW_THROW_INPUT("{}: empty file (0 bytes)", path.string());
+  audio_detail::check_not_text(path, in);
   if (!ec) audio_detail::check_riff(path, in, size);
   in.close();
 

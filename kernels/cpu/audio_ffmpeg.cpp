@@ -131,8 +131,10 @@ class FfmpegReader final : public AudioReader {
     const std::string name = path_.string();
     int err = avformat_open_input(&format_, name.c_str(), nullptr, nullptr);
     if (err < 0)
-      YW_THROW_INPUT("{}: not a supported audio file ({}; libsndfile: {})", name, av_error(err),
-                     sndfile_why);
+      YW_THROW_INPUT(
+          "{}: not a supported audio file: neither libsndfile nor FFmpeg recognises its contents "
+          "(FFmpeg: {}; libsndfile: {})",
+          name, av_error(err), sndfile_why);
     err = avformat_find_stream_info(format_, nullptr);
     if (err < 0) YW_THROW_INPUT("{}: cannot read stream info: {}", name, av_error(err));
     const AVCodec* decoder = nullptr;
