@@ -13,38 +13,18 @@
 #include "yw/kernels/fpcalc_resample.hpp"
 #include "yw/worker/fingerprint_batcher.hpp"
 #include "yw/worker/handler.hpp"
+#include "yw/worker/job_args.hpp"
 #include "yw/worker/storage.hpp"
 
 namespace yw::worker {
 namespace {
 
 nlohmann::json fingerprint_audio(const nlohmann::json& data, JobContext& ctx) {
-  YW_CHECK_INPUT(data.is_object(), "data: expected a JSON object, got {}", data.type_name());
-  YW_CHECK_INPUT(data.contains("audio"), "audio: required");
-  const auto& audio = data.at("audio");
-  YW_CHECK_INPUT(audio.is_string(), "audio: expected a URI string, got {}", audio.type_name());
-  nlohmann::json record_id = nullptr;
-  if (data.contains("record_id") && !data.at("record_id").is_null()) {
-    record_id = data.at("record_id");
-    YW_CHECK_INPUT(record_id.is_string() || record_id.is_number(),
-                   "record_id: expected a number or a string, got {}", record_id.type_name());
-  }
-  double length = 120.0;
-  if (data.contains("length_seconds") && !data.at("length_seconds").is_null()) {
-    const auto& v = data.at("length_seconds");
-    YW_CHECK_INPUT(v.is_number() && v.get<double>() >= 0.0,
-                   "length_seconds: expected a number >= 0 (0 = whole file), got {}", v.dump());
-    length = v.get<double>();
-  }
-  bool raw = false;
-  if (data.contains("raw") && !data.at("raw").is_null()) {
-    const auto& v = data.at("raw");
-    YW_CHECK_INPUT(v.is_boolean(), "raw: expected true or false, got {}", v.dump());
-    raw = v.get<bool>();
-  }
+  const FingerprintArgs args = FingerprintArgs::from_json(data);
+  const double length = args.length_seconds;
   YW_CHECK(ctx.config != nullptr, "fingerprint_audio: no configuration");
 
-  const std::string uri = audio.get<std::string>();
+  const std::string& uri = args.audio;
   const LocalInput input = fetch_input(uri, *ctx.config);
   ctx.heartbeat();
   if (ctx.stop.stop_requested()) YW_THROW("fingerprint_audio: stopped before decoding");
@@ -69,11 +49,11 @@ nlohmann::json fingerprint_audio(const nlohmann::json& data, JobContext& ctx) {
   ctx.heartbeat();
 
   nlohmann::json out;
-  out["record_id"] = record_id;
+  out["record_id"] = args.record_id;
   out["fingerprint"] = compress_fingerprint(items);
   out["algorithm"] = kChromaprintAlgorithm;
   out["duration_seconds"] = signal.duration_seconds;
-  if (raw) out["items"] = items;
+  if (args.raw) out["items"] = items;
   return out;
 }
 
