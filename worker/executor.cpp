@@ -299,8 +299,10 @@ struct Executor::Impl {
     const auto ms =
         std::chrono::duration_cast<milliseconds>(SteadyTime::now() - r->started).count();
     {
+      // A later attempt of the same job (this one expired and was claimed again) may have
+      // replaced the entry; leave that one alone.
       std::lock_guard lock(running_m);
-      running.erase(job.id);
+      if (auto it = running.find(job.id); it != running.end() && it->second == r) running.erase(it);
     }
     if (r->settled.exchange(true)) {
       // Expired, failed back or claim lost: the attempt is settled already; drop this result.
