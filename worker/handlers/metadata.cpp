@@ -4,36 +4,21 @@
 
 #include "yw/common/error.hpp"
 #include "yw/worker/handler.hpp"
+#include "yw/worker/job_args.hpp"
 #include "yw/worker/metadata.hpp"
 #include "yw/worker/storage.hpp"
 
 namespace yw::worker {
 namespace {
 
-std::string json_type(const nlohmann::json& v) {
-  return v.type_name();
-}
-
 nlohmann::json extract_metadata(const nlohmann::json& data, JobContext& ctx) {
-  YW_CHECK_INPUT(data.is_object(), "data: expected a JSON object, got {}", json_type(data));
-  YW_CHECK_INPUT(data.contains("audio"), "audio: required");
-  const auto& audio = data.at("audio");
-  YW_CHECK_INPUT(audio.is_string(), "audio: expected a URI string, got {}", json_type(audio));
-  nlohmann::json record_id = nullptr;
-  std::string record_key;
-  if (data.contains("record_id") && !data.at("record_id").is_null()) {
-    record_id = data.at("record_id");
-    if (record_id.is_string()) {
-      record_key = record_id.get<std::string>();
-    } else if (record_id.is_number()) {
-      record_key = record_id.dump();
-    } else {
-      YW_THROW_INPUT("record_id: expected a number or a string, got {}", json_type(record_id));
-    }
-  }
+  const MetadataArgs args = MetadataArgs::from_json(data);
+  const std::string record_key = args.record_id.is_string()   ? args.record_id.get<std::string>()
+                                 : args.record_id.is_number() ? args.record_id.dump()
+                                                              : std::string();
   YW_CHECK(ctx.config != nullptr, "extract_metadata: no configuration");
 
-  const LocalInput input = fetch_input(audio.get<std::string>(), *ctx.config);
+  const LocalInput input = fetch_input(args.audio, *ctx.config);
   ctx.heartbeat();
   const MetadataResult result = analyze_audio_file(input.path(), {}, ctx.stop);
   ctx.heartbeat();
@@ -41,7 +26,7 @@ nlohmann::json extract_metadata(const nlohmann::json& data, JobContext& ctx) {
   const std::string key = fmt::format("{}/waveform.json", artifact_prefix(record_key, ctx.id));
   const std::string uri = put_artifact_bytes(to_json(result.waveform).dump(), key, *ctx.config);
   nlohmann::json out = to_json(result, uri);
-  out["record_id"] = record_id;
+  out["record_id"] = args.record_id;
   return out;
 }
 

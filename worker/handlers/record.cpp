@@ -15,7 +15,7 @@
 
 #include "yw/common/error.hpp"
 #include "yw/worker/handler.hpp"
-#include "yw/worker/storage.hpp"
+#include "yw/worker/job_args.hpp"
 
 namespace yw::worker {
 namespace {
@@ -45,83 +45,22 @@ std::string child_job_id(std::string_view parent_id, std::string_view task) {
   return hex;
 }
 
-bool known_scheme(std::string_view uri) {
-  return uri.starts_with("file://") || uri.starts_with("http://") || uri.starts_with("https://") ||
-         uri.starts_with("supabase://");
-}
-
-// The audio URI (data.audio, else metadata.audio_url, else metadata.storage_path in the
-// configured bucket), or "" when the record has none. Mistyped fields are InputErrors.
-std::string find_audio(const nlohmann::json& data, const WorkerConfig& config) {
-  const auto check_uri = [](const std::string& uri, std::string_view field) {
-    YW_CHECK_INPUT(!uri.empty(), "{}: empty URI", field);
-    if (!known_scheme(uri)) {
-      const auto colon = uri.find(':');
-      YW_THROW_INPUT(
-          "{}: unsupported URI scheme '{}' (expected file://, http(s):// or supabase://)", field,
-          colon == std::string::npos ? std::string("none") : uri.substr(0, colon));
-    }
-    return uri;
-  };
-  if (data.contains("audio") && !data.at("audio").is_null()) {
-    const auto& a = data.at("audio");
-    YW_CHECK_INPUT(a.is_string(), "audio: expected a URI string, got {}", a.type_name());
-    return check_uri(a.get<std::string>(), "audio");
-  }
-  if (!data.contains("metadata") || data.at("metadata").is_null()) return "";
-  const auto& m = data.at("metadata");
-  YW_CHECK_INPUT(m.is_object(), "metadata: expected an object, got {}", m.type_name());
-  if (m.contains("audio_url") && !m.at("audio_url").is_null()) {
-    const auto& a = m.at("audio_url");
-    YW_CHECK_INPUT(a.is_string(), "metadata.audio_url: expected a URI string, got {}",
-                   a.type_name());
-    return check_uri(a.get<std::string>(), "metadata.audio_url");
-  }
-  if (m.contains("storage_path") && !m.at("storage_path").is_null()) {
-    const auto& p = m.at("storage_path");
-    YW_CHECK_INPUT(p.is_string() && !p.get<std::string>().empty(),
-                   "metadata.storage_path: expected a non-empty string, got {}", p.type_name());
+nlohmann::json process_new_record(const nlohmann::json& data, JobContext& ctx) {
+  const RecordArgs args = RecordArgs::from_json(data);
+  const nlohmann::json& record_id = args.record_id;
+  const std::array<bool, kTasks.size()> wanted{args.metadata_task, args.fingerprint_task,
+                                               args.stems_task};
+  YW_CHECK(ctx.config != nullptr, "process_new_record: no configuration");
+  std::string audio = args.audio;
+  if (audio.empty() && !args.storage_path.empty()) {
     // The bucket is this worker's configuration, not the job's: a missing one is retryable.
-    YW_CHECK(!config.storage_bucket.empty(),
+    YW_CHECK(!ctx.config->storage_bucket.empty(),
              "metadata.storage_path needs YW_STORAGE_BUCKET to be set on this worker");
-    std::string path = p.get<std::string>();
+    std::string path = args.storage_path;
     while (path.starts_with('/'))
       path.erase(0, 1);
-    return fmt::format("supabase://{}/{}", config.storage_bucket, path);
+    audio = fmt::format("supabase://{}/{}", ctx.config->storage_bucket, path);
   }
-  return "";
-}
-
-nlohmann::json process_new_record(const nlohmann::json& data, JobContext& ctx) {
-  YW_CHECK_INPUT(data.is_object(), "data: expected a JSON object, got {}", data.type_name());
-  YW_CHECK_INPUT(data.contains("record_id") && !data.at("record_id").is_null(),
-                 "record_id: required");
-  const nlohmann::json& record_id = data.at("record_id");
-  YW_CHECK_INPUT(
-      record_id.is_number() || (record_id.is_string() && !record_id.get<std::string>().empty()),
-      "record_id: expected a number or a non-empty string, got {}", record_id.type_name());
-  if (data.contains("record_type") && !data.at("record_type").is_null()) {
-    YW_CHECK_INPUT(data.at("record_type").is_string(), "record_type: expected a string, got {}",
-                   data.at("record_type").type_name());
-  }
-  std::array<bool, kTasks.size()> wanted{true, true, true};
-  if (data.contains("tasks") && !data.at("tasks").is_null()) {
-    const auto& tasks = data.at("tasks");
-    YW_CHECK_INPUT(tasks.is_array(), "tasks: expected an array of task names, got {}",
-                   tasks.type_name());
-    wanted.fill(false);
-    for (const auto& t : tasks) {
-      YW_CHECK_INPUT(t.is_string(), "tasks: expected task names (strings), got {}", t.type_name());
-      bool known = false;
-      for (size_t i = 0; i < kTasks.size(); ++i) {
-        if (t.get<std::string>() == kTasks[i].name) wanted[i] = known = true;
-      }
-      YW_CHECK_INPUT(known, "tasks: unknown task '{}' (expected metadata, fingerprint, stems)",
-                     t.get<std::string>());
-    }
-  }
-  YW_CHECK(ctx.config != nullptr, "process_new_record: no configuration");
-  const std::string audio = find_audio(data, *ctx.config);
   if (audio.empty()) {
     return {{"record_id", record_id},
             {"skipped", "no audio (none of audio, metadata.audio_url, metadata.storage_path)"}};
