@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "metadata/loopback_http.hpp"
 #include "metadata/metadata_test_util.hpp"
 #include "yw/common/error.hpp"
 #include "yw/worker/handler.hpp"
@@ -83,6 +84,29 @@ TEST_F(HandlersTest, ExtractMetadataProducesTheDocumentedOutputAndStoresTheWavef
   const json w = json::parse(in);
   EXPECT_EQ(w["version"], 2);
   EXPECT_EQ(w["data"].size(), 2 * w["length"].get<size_t>());
+}
+
+TEST_F(HandlersTest, ExtractMetadataFromHttpWithJobIdAsArtifactKey) {
+  const auto flac = dir_ / "served.flac";
+  ASSERT_TRUE(run_tool({"sox", "-n", "-r", "48000", "-c", "1", "-b", "24", flac.string(), "synth",
+                        "3", "sine", "1000", "vol", "0.25"}));
+  std::ifstream in(flac, std::ios::binary);
+  const std::string bytes{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+  LoopbackHttpServer server([&](const HttpRequest&) {
+    HttpResponse res;
+    res.headers = {{"Content-Type", "audio/flac"}};
+    res.body = bytes;
+    return res;
+  });
+  const json out =
+      call("extract_metadata", {{"audio", server.url() + "/tracks/served.flac"}}, "job-77");
+  EXPECT_TRUE(out["record_id"].is_null());
+  EXPECT_EQ(out["format"]["codec"], "flac");
+  EXPECT_EQ(out["format"]["sample_rate"], 48000);
+  EXPECT_EQ(out["format"]["bits_per_sample"], 24);
+  EXPECT_EQ(out["format"]["frames"], 3 * 48000);
+  EXPECT_EQ(out["waveform"], "file://" + (dir_ / "out" / "job-77" / "waveform.json").string());
+  EXPECT_NEAR(out["loudness"]["sample_peak_dbfs"].get<double>(), -12.04, 0.05);
 }
 
 TEST_F(HandlersTest, ExtractMetadataBadData) {
