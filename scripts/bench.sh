@@ -8,9 +8,10 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 area=${1:-all}
 shift || true
 run_one() {
-  local s="$root/scripts/bench/$1.sh"
-  [ -x "$s" ] || { echo "bench: no benchmark for '$1' yet ($s)" >&2; return 2; }
-  echo "=== bench: $1"
+  local name=$1 s="$root/scripts/bench/$1.sh"
+  shift
+  [ -x "$s" ] || { echo "bench: no benchmark for '$name' yet ($s)" >&2; return 2; }
+  echo "=== bench: $name"
   "$s" "$@"
 }
 if [ "$area" = all ]; then
