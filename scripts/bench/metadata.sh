@@ -13,8 +13,6 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 files=20
 seconds=60
-# scripts/bench.sh passes its area name along as the first argument.
-[ "${1:-}" = metadata ] && shift
 while [ $# -gt 0 ]; do
   case $1 in
     --files) files=$2; shift 2 ;;
