@@ -16,8 +16,6 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 files=20
 seconds=180
-# scripts/bench.sh passes the area name first.
-[ "${1:-}" = fingerprint ] && shift
 while [ $# -gt 0 ]; do
   case $1 in
     --files) files=$2; shift 2 ;;
