@@ -9,6 +9,8 @@
 # take about an hour, so without --device the script runs 8 x 20 s on the CPU (say so when you
 # quote figures). Needs a tree built with YW_TORCH=ON (target yw_separation_bench).
 set -euo pipefail
+# scripts/bench.sh passes the area name first.
+[ "${1:-}" = separation ] && shift
 root=$(cd "$(dirname "$0")/../.." && pwd)
 bench=${YW_SEPARATION_BENCH:-}
 if [ -z "$bench" ]; then
