@@ -22,8 +22,6 @@ samples=40
 concurrency=1000
 batch=250
 loops=4
-# scripts/bench.sh passes its area name through as the first argument.
-[ "${1:-}" = queue ] && shift
 while [ $# -gt 0 ]; do
   case $1 in
     --jobs) jobs=$2; shift 2 ;;
