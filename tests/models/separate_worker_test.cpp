@@ -184,6 +184,19 @@ TEST_F(SeparateHandler, BadJobDataFailsTerminallyNamingTheField) {
   { std::ofstream(fs::path(dir_) / "in" / "junk.wav") << "not audio at all"; }
   EXPECT_NE(input_error({{"audio", "file://" + dir_ + "/in/junk.wav"}}).find("junk.wav"),
             std::string::npos);
+
+  // A worker whose model is broken fails the job retryably (yw::Error, not InputError).
+  config_.model = dir_ + "/missing.pt";
+  try {
+    call({{"audio", uri}});
+    ADD_FAILURE() << "expected an error";
+  } catch (const yw::InputError& e) {
+    ADD_FAILURE() << "a worker's broken model must not fail the job terminally: " << e.what();
+  } catch (const yw::Error& e) {
+    EXPECT_TRUE(e.retryable());
+    EXPECT_NE(std::string(e.what()).find("missing.pt"), std::string::npos) << e.what();
+  }
+  config_.model.clear();
 }
 
 }  // namespace

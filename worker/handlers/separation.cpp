@@ -33,7 +33,14 @@ std::shared_ptr<models::Separator> shared_separator(const WorkerConfig& config,
   opt.device = device;
   opt.batch_max = config.batch_max;
   opt.batch_delay_ms = config.batch_delay_ms;
-  std::shared_ptr<models::Separator> sep = models::open_separator(opt);
+  std::shared_ptr<models::Separator> sep;
+  try {
+    sep = models::open_separator(opt);
+  } catch (const ConfigError& e) {
+    // This worker's model is unusable, not the job: fail it retryably so that a correctly
+    // configured worker can take it.
+    YW_THROW("separate_stems: this worker cannot separate: {}", e.what());
+  }
   cache.emplace(key, sep);
   return sep;
 }
@@ -82,8 +89,8 @@ nlohmann::json separate_stems(const nlohmann::json& data, JobContext& ctx) {
   const auto stems = separator->separate(mix, [&ctx](double) { ctx.heartbeat(); });
   check_stop(ctx);
 
-  const auto dir = std::filesystem::temp_directory_path() /
-                   fmt::format("yw-stems-{}-{}", ::getpid(), ctx.id);
+  const auto dir =
+      std::filesystem::temp_directory_path() / fmt::format("yw-stems-{}-{}", ::getpid(), ctx.id);
   std::filesystem::create_directories(dir);
   nlohmann::json uris = nlohmann::json::object();
   try {
@@ -91,8 +98,8 @@ nlohmann::json separate_stems(const nlohmann::json& data, JobContext& ctx) {
       const auto file = dir / fmt::format("{}.{}", stem.name, extension(format));
       write_audio_file(file, format, stem.audio.samples.data(), stem.audio.channels,
                        stem.audio.frames, stem.audio.sample_rate);
-      uris[stem.name] = put_artifact(file, fmt::format("{}/{}", key, file.filename().string()),
-                                     config);
+      uris[stem.name] =
+          put_artifact(file, fmt::format("{}/{}", key, file.filename().string()), config);
       ctx.heartbeat();
     }
   } catch (...) {
