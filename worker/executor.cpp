@@ -1,5 +1,7 @@
 #include "yw/worker/executor.hpp"
 
+#include "yw/worker/metrics.hpp"
+
 #include <algorithm>
 #include <condition_variable>
 #include <deque>
@@ -189,6 +191,7 @@ struct Executor::Impl {
         jobs = client.complete_and_fetch(loop.name, completions, want, done);
         if (!completions.empty()) {
           completed += done.size();
+          count(loop.name, "completed", done.size());
           report_lost(loop.name, completions, done, "complete");
           std::lock_guard lock(loop.m);
           loop.unsettled -= static_cast<int>(completions.size());
@@ -260,6 +263,7 @@ struct Executor::Impl {
       running[job.id] = r;
     }
     const std::string record_id = record_id_of(job.data);
+    Metrics::global().add("yw_jobs_in_flight", {{"queue", job.queue}}, 1);
     log(LogLevel::info, "executor", "job started",
         {field("queue", job.queue), field("job_id", job.id), field("record_id", record_id),
          field("retry_count", job.retry_count)});
@@ -296,8 +300,11 @@ struct Executor::Impl {
       o.settle.output = queue::error_output("Error", "unknown exception", "Error: unknown");
       error = "unknown exception";
     }
-    const auto ms =
-        std::chrono::duration_cast<milliseconds>(SteadyTime::now() - r->started).count();
+    const auto elapsed = SteadyTime::now() - r->started;
+    const auto ms = std::chrono::duration_cast<milliseconds>(elapsed).count();
+    Metrics::global().add("yw_jobs_in_flight", {{"queue", job.queue}}, -1);
+    Metrics::global().observe("yw_job_duration_seconds", {{"queue", job.queue}},
+                              std::chrono::duration<double>(elapsed).count());
     {
       // A later attempt of the same job (this one expired and was claimed again) may have
       // replaced the entry; leave that one alone.
@@ -354,6 +361,14 @@ struct Executor::Impl {
     }
   }
 
+  // The Prometheus side of the settle counters (yw_jobs_total{queue,outcome}).
+  static void count(const std::string& queue_name, const char* outcome, std::size_t n) {
+    if (n > 0) {
+      Metrics::global().add("yw_jobs_total", {{"queue", queue_name}, {"outcome", outcome}},
+                            static_cast<double>(n));
+    }
+  }
+
   void report_lost(const std::string& queue_name, const std::vector<queue::Settle>& asked,
                    const std::vector<std::string>& done, std::string_view what) {
     if (done.size() == asked.size()) return;
@@ -361,6 +376,7 @@ struct Executor::Impl {
     for (const auto& s : asked) {
       if (ok.count(s.id) != 0) continue;
       ++lost;
+      count(queue_name, "lost", 1);
       log(LogLevel::warn, "executor", fmt::format("{} changed nothing: claim lost", what),
           {field("queue", queue_name), field("job_id", s.id), field("retry_count", s.retry_count)});
     }
@@ -384,6 +400,7 @@ struct Executor::Impl {
       if (with_retry("complete", loop.name,
                      [&] { done = client.complete(loop.name, completes); })) {
         completed += done.size();
+        count(loop.name, "completed", done.size());
         report_lost(loop.name, completes, done, "complete");
       }
     }
@@ -393,6 +410,7 @@ struct Executor::Impl {
       std::vector<std::string> done;
       if (with_retry("fail", loop.name, [&] { done = client.fail(loop.name, list, terminal); })) {
         (terminal ? dead : failed) += done.size();
+        count(loop.name, terminal ? "dead" : "failed", done.size());
         report_lost(loop.name, list, done, "fail");
       }
     }
@@ -423,12 +441,14 @@ struct Executor::Impl {
       std::vector<std::string> done;
       if (with_retry("fail", loop.name, [&] { done = client.fail(loop.name, {s}, input_error); })) {
         (input_error ? dead : failed) += done.size();
+        count(loop.name, input_error ? "dead" : "failed", done.size());
         report_lost(loop.name, {s}, done, "fail");
       }
       return;
     }
     if (ok) {
       ++completed;
+      count(loop.name, "completed", 1);
     } else {
       report_lost(loop.name, {o.settle}, {}, "complete");
     }

@@ -546,6 +546,14 @@ std::string PgBossClient::notify_channel() {
   });
 }
 
+std::int64_t PgBossClient::queue_depth(const std::string& queue) {
+  const QueueInfo info = this->queue(queue);
+  return with_connection(pool_, [&](pqxx::connection& c) {
+    pqxx::nontransaction tx(c);
+    return tx.exec_params1(sql::queue_depth(schema_, info.table_name), queue)[0].as<std::int64_t>();
+  });
+}
+
 json PgBossClient::get_job(const std::string& queue, const std::string& id) {
   const QueueInfo info = this->queue(queue);
   return with_connection(pool_, [&](pqxx::connection& c) {

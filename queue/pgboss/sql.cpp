@@ -309,6 +309,10 @@ std::string deletion_batch(std::string_view s, std::string_view t) {
       fmt::arg("s", s), fmt::arg("t", t));
 }
 
+std::string queue_depth(std::string_view s, std::string_view t) {
+  return fmt::format("SELECT count(*) FROM {}.{} WHERE name = $1 AND state < 'active'", s, t);
+}
+
 std::string get_job_by_id(std::string_view s, std::string_view t) {
   return fmt::format("SELECT to_jsonb(j) FROM {}.{} j WHERE name = $1 AND id = $2::uuid", s, t);
 }

@@ -67,6 +67,10 @@ std::string try_set_queue_deletion_time(std::string_view schema);
 // Returns the next cursor (NULL when the queue is done) and how many jobs were deleted.
 std::string deletion_batch(std::string_view schema, std::string_view table);
 
+// Jobs waiting (created or retry) in queue $1, for the yw_queue_depth gauge. pg-boss's own
+// queued_count is kept by its monitor, which may not run when no Node process supervises.
+std::string queue_depth(std::string_view schema, std::string_view table);
+
 // plans.ts getJobById (test and CLI helper): $1 queue, $2 id.
 std::string get_job_by_id(std::string_view schema, std::string_view table);
 

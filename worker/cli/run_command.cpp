@@ -13,6 +13,8 @@
 #include "yw/worker/build_info.hpp"
 #include "yw/worker/executor.hpp"
 #include "yw/worker/handler.hpp"
+#include "yw/worker/http_server.hpp"
+#include "yw/worker/metrics.hpp"
 #include "yw/worker/shutdown.hpp"
 
 namespace yw::worker::cli {
@@ -23,6 +25,53 @@ const std::vector<std::string>& default_queues() {
   static const std::vector<std::string> queues = {"process_new_record", "extract_metadata",
                                                   "fingerprint_audio", "separate_stems"};
   return queues;
+}
+
+// GET /metrics, /healthz and /readyz (design.md §6). Readiness: the database answers with the
+// supported schema version, the device is still usable, and the worker is not shutting down.
+std::unique_ptr<HttpServer> start_ops_listener(const WorkerConfig& config,
+                                               queue::PgBossClient& client,
+                                               const queue::ConnectionPool& pool,
+                                               const ShutdownController& shutdown,
+                                               const Device& device,
+                                               const std::vector<std::string>& served) {
+  if (config.metrics_addr.empty()) return nullptr;
+  std::map<std::string, HttpServer::Handler> routes;
+  routes["/healthz"] = [] { return HttpResponse{200, "text/plain; charset=utf-8", "ok\n"}; };
+  routes["/readyz"] = [&client, &shutdown, device] {
+    std::string problems;
+    if (!shutdown.fetching_allowed()) problems += "shutting down\n";
+    try {
+      client.check_version();
+    } catch (const std::exception& e) {
+      problems += fmt::format("database: {}\n", mask_secrets(e.what()));
+    }
+    if (device.is_cuda() && cuda_inventory().count <= device.index) {
+      problems += fmt::format("device: {} is no longer usable\n", device.to_string());
+    }
+    if (problems.empty()) return HttpResponse{200, "text/plain; charset=utf-8", "ready\n"};
+    return HttpResponse{503, "text/plain; charset=utf-8", problems};
+  };
+  routes["/metrics"] = [&client, &pool, served] {
+    auto& m = Metrics::global();
+    m.set("yw_db_reconnects_total", {}, static_cast<double>(pool.reconnects()));
+    for (const auto& q : served) {
+      try {
+        m.set("yw_queue_depth", {{"queue", q}}, static_cast<double>(client.queue_depth(q)));
+      } catch (const std::exception&) {
+        // An unreachable database shows in /readyz; the last known depth stays.
+      }
+    }
+    return HttpResponse{200, "text/plain; version=0.0.4; charset=utf-8", m.render()};
+  };
+  try {
+    auto server = std::make_unique<HttpServer>(config.metrics_addr, std::move(routes));
+    log(LogLevel::info, "worker", "metrics listening",
+        {field("addr", config.metrics_addr), field("port", server->port())});
+    return server;
+  } catch (const Error& e) {
+    throw ConfigError(fmt::format("YW_METRICS_ADDR (--metrics-addr): {}", e.what()));
+  }
 }
 
 std::string join(const std::vector<std::string>& items) {
@@ -96,6 +145,7 @@ int run_worker(const WorkerConfig& config) {
   options.device = device;
   Executor executor(client, registry, options);
   if (!served.empty()) executor.start();
+  const auto ops = start_ops_listener(config, client, pool, shutdown, device, served);
 
   const std::string device_text =
       device.is_cuda() ? fmt::format("{} {}", device.to_string(), inventory.describe(device.index))

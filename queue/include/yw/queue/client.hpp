@@ -96,6 +96,8 @@ class PgBossClient {
   // The schema's LISTEN/NOTIFY channel (§9).
   std::string notify_channel();
 
+  // Jobs of `queue` waiting to run (created or retry).
+  std::int64_t queue_depth(const std::string& queue);
   // Every column of one job as JSON (getJobById), or null when absent.
   nlohmann::json get_job(const std::string& queue, const std::string& id);
 
