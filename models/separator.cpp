@@ -61,7 +61,10 @@ class ModelSeparator final : public Separator {
  public:
   ModelSeparator(std::unique_ptr<SegmentModel> model, const SeparatorOptions& options,
                  std::string name)
-      : model_(std::move(model)), name_(std::move(name)), delay_(options.batch_delay_ms) {
+      : model_(std::move(model)),
+        name_(std::move(name)),
+        delay_(options.batch_delay_ms),
+        on_batch_(options.on_batch) {
     cfg_.batch_max = std::max(1, options.batch_max);
     cfg_.segment_seconds = options.segment_seconds;
     sources_ = model_->info().sources;
@@ -146,35 +149,71 @@ class ModelSeparator final : public Separator {
         // a song leaves active_ when its last output is in.
         continue;
       }
-      std::exception_ptr error;
-      try {
-        model_->forward(in.data(), static_cast<int>(batch.size()), segment_, out.data());
-      } catch (...) {
-        error = std::current_exception();
+      const auto started = std::chrono::steady_clock::now();
+      std::vector<std::exception_ptr> errors(batch.size());
+      forward_range(in, out, 0, batch.size(), errors);
+      if (on_batch_) {
+        on_batch_(
+            static_cast<int>(batch.size()),
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
       }
-      std::vector<Pending*> finished;
+      // A song fails when one of its segments failed alone; every other song goes on.
+      std::vector<std::pair<Pending*, std::exception_ptr>> finished;
+      const auto failed = [&](Pending* p) {
+        return std::find_if(finished.begin(), finished.end(), [p](const auto& f) {
+                 return f.first == p && f.second;
+               }) != finished.end();
+      };
       for (size_t b = 0; b < batch.size(); ++b) {
         Pending* p = batch[b].first;
-        if (error) {
-          if (std::find(finished.begin(), finished.end(), p) == finished.end())
-            finished.push_back(p);
+        if (errors[b]) {
+          if (!failed(p)) finished.emplace_back(p, errors[b]);
           continue;
         }
+        if (failed(p)) continue;
         p->song->accumulate(batch[b].second, &out[b * static_cast<size_t>(out_size)]);
         if (*p->progress) (*p->progress)(p->song->progress());
-        if (p->song->complete()) finished.push_back(p);
+        if (p->song->complete()) finished.emplace_back(p, nullptr);
       }
       {
         std::lock_guard lock(m_);
-        for (Pending* p : finished)
-          active_.remove(p);
+        for (auto& f : finished)
+          active_.remove(f.first);
       }
-      for (Pending* p : finished) {
+      for (auto& [p, error] : finished) {
         if (error)
           p->done.set_exception(error);
         else
           p->done.set_value();
       }
+    }
+  }
+
+  // Runs segments [first, first + count) of the filled batch. A failing forward (a CUDA
+  // out-of-memory above all) is retried in halves, so a smaller batch still gets through and a
+  // segment that fails on its own is pinned to its song alone.
+  void forward_range(const std::vector<float>& in, std::vector<float>& out, size_t first,
+                     size_t count, std::vector<std::exception_ptr>& errors) {
+    const size_t in_size = static_cast<size_t>(model_->info().channels * segment_);
+    const size_t out_size = sources_.size() * in_size;
+    try {
+      model_->forward(&in[first * in_size], static_cast<int>(count), segment_,
+                      &out[first * out_size]);
+    } catch (const std::exception& e) {
+      if (count == 1) {
+        errors[first] = std::current_exception();
+        return;
+      }
+      log(LogLevel::warn, "separator",
+          fmt::format("{}: forward of {} segments failed ({}); retrying in halves", name_, count,
+                      e.what()));
+      const size_t half = count / 2;
+      forward_range(in, out, first, half, errors);
+      forward_range(in, out, first + half, count - half, errors);
+    } catch (...) {
+      errors[first] = std::current_exception();
+      for (size_t i = first + 1; i < first + count; ++i)
+        errors[i] = errors[first];
     }
   }
 
@@ -184,6 +223,7 @@ class ModelSeparator final : public Separator {
   ApplyConfig cfg_;
   int64_t segment_ = 0;
   int delay_;
+  BatchObserver on_batch_;
   std::mutex m_;
   std::condition_variable cv_;
   std::list<Pending*> active_;

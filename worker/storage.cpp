@@ -628,9 +628,12 @@ std::string put_artifact_bytes(std::string_view bytes, std::string_view key,
   return put_artifact(tmp.path(), key, config);
 }
 
-std::string artifact_prefix(const std::string& record_id, std::string_view job_id) {
+std::string artifact_prefix(const nlohmann::json& record_id, std::string_view job_id) {
+  const std::string text = record_id.is_string()   ? record_id.get<std::string>()
+                           : record_id.is_number() ? record_id.dump()
+                                                   : std::string();
   std::string out;
-  for (char ch : record_id) {
+  for (char ch : text) {
     const bool safe =
         std::isalnum(static_cast<unsigned char>(ch)) != 0 || ch == '.' || ch == '_' || ch == '-';
     out.push_back(safe ? ch : '_');

@@ -257,6 +257,87 @@ TEST(BatchedSeparator, ModelFailureReachesEveryWaitingSong) {
   EXPECT_THROW(sep->separate(song), yw::Error);  // the runner survives a failure
 }
 
+TEST(BatchedSeparator, OutOfMemoryHalvesTheBatchAndEverySongCompletes) {
+  // Refuses any forward of more than two segments, as a GPU out of memory would.
+  class Small : public FirModel {
+   public:
+    void forward(const float* in, int batch, int64_t length, float* out) override {
+      if (batch > 2) YW_THROW("CUDA out of memory ({} segments)", batch);
+      FirModel::forward(in, batch, length, out);
+    }
+  };
+  auto owned = std::make_unique<Small>();
+  Small* model = owned.get();
+  yw::models::SeparatorOptions opt;
+  opt.batch_max = 6;
+  opt.batch_delay_ms = 5000;
+  opt.segment_seconds = 0.05;
+  std::vector<int> observed;
+  opt.on_batch = [&](int segments, double seconds) {
+    observed.push_back(segments);
+    EXPECT_GE(seconds, 0.0);
+  };
+  auto sep = yw::models::make_batched_separator(std::move(owned), opt, "small");
+  std::vector<Audio> songs;
+  for (unsigned i = 0; i < 3; ++i)
+    songs.push_back(random_song(44100, 2, 3000, 40 + i));
+  std::vector<std::vector<Stem>> got(3);
+  std::vector<std::thread> threads;
+  for (size_t i = 0; i < 3; ++i)
+    threads.emplace_back([&, i] { got[i] = sep->separate(songs[i]); });
+  for (auto& t : threads)
+    t.join();
+  EXPECT_EQ(observed, std::vector<int>{6}) << "one batch of six was asked for";
+  for (const int b : model->batches)
+    EXPECT_LE(b, 2) << "only halves reached the model";
+  ApplyConfig cfg;
+  cfg.segment_seconds = opt.segment_seconds;
+  for (size_t i = 0; i < 3; ++i) {
+    FirModel alone;
+    const Audio* one[] = {&songs[i]};
+    EXPECT_LT(max_diff(got[i], yw::models::apply_model(alone, one, cfg)[0]), 1e-6f) << i;
+  }
+}
+
+TEST(BatchedSeparator, ASegmentThatFailsAloneFailsOnlyItsSong) {
+  // Fails any forward that holds an all-zero segment: only the silent song's segments are.
+  class Picky : public FirModel {
+   public:
+    void forward(const float* in, int batch, int64_t length, float* out) override {
+      for (int b = 0; b < batch; ++b) {
+        const float* seg = in + static_cast<int64_t>(b) * 2 * length;
+        if (std::all_of(seg, seg + 2 * length, [](float v) { return v == 0.0f; }))
+          YW_THROW("cannot separate silence");
+      }
+      FirModel::forward(in, batch, length, out);
+    }
+  };
+  yw::models::SeparatorOptions opt;
+  opt.batch_max = 6;
+  opt.batch_delay_ms = 5000;
+  opt.segment_seconds = 0.05;
+  auto sep = yw::models::make_batched_separator(std::make_unique<Picky>(), opt, "picky");
+  std::vector<Audio> songs = {random_song(44100, 2, 3000, 60), Audio::zeros(44100, 2, 3000),
+                              random_song(44100, 2, 3000, 62)};
+  std::vector<std::string> outcome(3);
+  std::vector<std::thread> threads;
+  for (size_t i = 0; i < 3; ++i) {
+    threads.emplace_back([&, i] {
+      try {
+        sep->separate(songs[i]);
+        outcome[i] = "ok";
+      } catch (const yw::Error& e) {
+        outcome[i] = e.what();
+      }
+    });
+  }
+  for (auto& t : threads)
+    t.join();
+  EXPECT_EQ(outcome[0], "ok");
+  EXPECT_NE(outcome[1].find("cannot separate silence"), std::string::npos) << outcome[1];
+  EXPECT_EQ(outcome[2], "ok");
+}
+
 TEST(BuiltinSeparator, NeverLoadsTorch) {
   yw::models::SeparatorOptions opt;  // no model: the built-in separator on the CPU
   auto sep = yw::models::open_separator(opt);

@@ -13,9 +13,6 @@ namespace {
 
 nlohmann::json extract_metadata(const nlohmann::json& data, JobContext& ctx) {
   const MetadataArgs args = MetadataArgs::from_json(data);
-  const std::string record_key = args.record_id.is_string()   ? args.record_id.get<std::string>()
-                                 : args.record_id.is_number() ? args.record_id.dump()
-                                                              : std::string();
   YW_CHECK(ctx.config != nullptr, "extract_metadata: no configuration");
 
   const LocalInput input = fetch_input(args.audio, *ctx.config);
@@ -23,7 +20,7 @@ nlohmann::json extract_metadata(const nlohmann::json& data, JobContext& ctx) {
   const MetadataResult result = analyze_audio_file(input.path(), {}, ctx.stop);
   ctx.heartbeat();
   // The waveform is stored before the job completes (design.md §2); a retry overwrites it.
-  const std::string key = fmt::format("{}/waveform.json", artifact_prefix(record_key, ctx.id));
+  const std::string key = fmt::format("{}/waveform.json", artifact_prefix(args.record_id, ctx.id));
   const std::string uri = put_artifact_bytes(to_json(result.waveform).dump(), key, *ctx.config);
   nlohmann::json out = to_json(result, uri);
   out["record_id"] = args.record_id;

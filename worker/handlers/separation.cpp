@@ -15,6 +15,8 @@
 #include "yw/kernels/audio_writer.hpp"
 #include "yw/models/separator.hpp"
 #include "yw/worker/handler.hpp"
+#include "yw/worker/job_args.hpp"
+#include "yw/worker/metrics.hpp"
 #include "yw/worker/storage.hpp"
 
 namespace yw::worker {
@@ -33,6 +35,11 @@ std::shared_ptr<models::Separator> shared_separator(const WorkerConfig& config,
   opt.device = device;
   opt.batch_max = config.batch_max;
   opt.batch_delay_ms = config.batch_delay_ms;
+  opt.on_batch = [label = device.to_string()](int segments, double seconds) {
+    auto& metrics = Metrics::global();
+    metrics.observe("yw_batch_size", {{"stage", "separation"}}, segments);
+    metrics.add("yw_device_busy_seconds_total", {{"device", label}}, seconds);
+  };
   std::shared_ptr<models::Separator> sep;
   try {
     sep = models::open_separator(opt);
@@ -45,44 +52,23 @@ std::shared_ptr<models::Separator> shared_separator(const WorkerConfig& config,
   return sep;
 }
 
-std::string record_key(const nlohmann::json& data, const JobContext& ctx) {
-  if (!data.contains("record_id") || data["record_id"].is_null()) return ctx.id;
-  const auto& r = data["record_id"];
-  YW_CHECK_INPUT(r.is_string() || r.is_number_integer() || r.is_number_unsigned(),
-                 "record_id: must be a number or a string");
-  const std::string key = r.is_string() ? r.get<std::string>() : r.dump();
-  YW_CHECK_INPUT(!key.empty() && key.find('/') == std::string::npos && key != "." && key != "..",
-                 "record_id: '{}' cannot name a storage folder", key);
-  return key;
-}
-
 void check_stop(const JobContext& ctx) {
   if (ctx.stop.stop_requested()) YW_THROW("separate_stems: stopped (job expired or shutting down)");
 }
 
 nlohmann::json separate_stems(const nlohmann::json& data, JobContext& ctx) {
-  YW_CHECK_INPUT(data.is_object(), "data: must be an object");
-  YW_CHECK_INPUT(data.contains("audio"), "audio: required");
-  YW_CHECK_INPUT(data["audio"].is_string(), "audio: must be a string (a URI)");
-  const std::string key = record_key(data, ctx);
-  std::string format_text = "flac";
-  if (data.contains("format") && !data["format"].is_null()) {
-    YW_CHECK_INPUT(data["format"].is_string(), "format: must be 'wav' or 'flac'");
-    format_text = data["format"].get<std::string>();
-  }
-  const AudioFileFormat format = parse_audio_file_format(format_text, "format");
+  const SeparateArgs args = SeparateArgs::from_json(data);
+  const AudioFileFormat format = parse_audio_file_format(args.format, "format");
+  const std::string key = artifact_prefix(args.record_id, ctx.id);
+  YW_CHECK(ctx.config != nullptr, "separate_stems: no configuration");
   const WorkerConfig& config = *ctx.config;
 
   auto separator = shared_separator(config, ctx.device);
-  if (data.contains("model") && !data["model"].is_null()) {
-    YW_CHECK_INPUT(data["model"].is_string(), "model: must be a string");
-    const auto wanted = data["model"].get<std::string>();
-    YW_CHECK_INPUT(wanted == separator->name(),
-                   "model: '{}' is not available on this worker (it runs '{}')", wanted,
-                   separator->name());
-  }
+  YW_CHECK_INPUT(args.model.empty() || args.model == separator->name(),
+                 "model: '{}' is not available on this worker (it runs '{}')", args.model,
+                 separator->name());
 
-  const LocalInput input = fetch_input(data["audio"].get<std::string>(), config);
+  const LocalInput input = fetch_input(args.audio, config);
   check_stop(ctx);
   const models::Audio mix = models::load_audio(input.path());
   check_stop(ctx);
@@ -111,7 +97,7 @@ nlohmann::json separate_stems(const nlohmann::json& data, JobContext& ctx) {
   std::filesystem::remove_all(dir, ec);
 
   nlohmann::json out;
-  out["record_id"] = data.contains("record_id") ? data["record_id"] : nlohmann::json(nullptr);
+  out["record_id"] = args.record_id;
   out["model"] = separator->name();
   out["sample_rate"] = mix.sample_rate;
   out["duration_seconds"] = mix.duration_seconds();

@@ -54,6 +54,10 @@ class Separator {
   virtual std::vector<Stem> separate(const Audio& mix, const ProgressFn& progress = {}) = 0;
 };
 
+// Told about every forward batch a model separator runs: its size in segments and the seconds
+// the forward took (metrics: batch sizes, device busy time). Called on the runner thread.
+using BatchObserver = std::function<void(int segments, double seconds)>;
+
 struct SeparatorOptions {
   std::string model_path;        // empty: the built-in HPSS separator
   Device device;                 // resolved (not auto)
@@ -61,6 +65,7 @@ struct SeparatorOptions {
   int batch_max = 8;             // segments per forward call
   int batch_delay_ms = 25;       // how long a partial batch waits for segments of other songs
   double segment_seconds = 7.8;  // for models without segment_samples
+  BatchObserver on_batch;        // optional
 };
 
 // Opens the built-in separator or loads a TorchScript model (checking its contract).

@@ -6,6 +6,8 @@
 #include <string>
 #include <string_view>
 
+#include <nlohmann/json.hpp>
+
 #include "yw/worker/config.hpp"
 
 namespace yw::worker {
@@ -66,8 +68,9 @@ std::string put_artifact(const std::filesystem::path& local_file, std::string_vi
 std::string put_artifact_bytes(std::string_view bytes, std::string_view key,
                                const WorkerConfig& config);
 
-// The first segment of artifact keys for a job: its record_id (a number or a non-empty string)
-// made path-safe (characters outside [A-Za-z0-9._-] become '_'), else the job id.
-std::string artifact_prefix(const std::string& record_id, std::string_view job_id);
+// The first segment of artifact keys for a job: its record_id (a number or a non-empty string,
+// as job data carries it) made path-safe (characters outside [A-Za-z0-9._-] become '_'), else the
+// job id. Every handler of a record uses it, so a record's artifacts share one folder.
+std::string artifact_prefix(const nlohmann::json& record_id, std::string_view job_id);
 
 }  // namespace yw::worker
