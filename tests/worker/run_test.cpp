@@ -83,6 +83,16 @@ TEST(RunTest, UnreachableDatabaseExitsOneWithoutThePassword) {
   EXPECT_EQ(r.err.find("hunter2"), std::string::npos) << r.err;
 }
 
+TEST(RunTest, AMissingModelIsAStartupError) {
+  YW_REQUIRE_DATABASE();
+  PgBossSchema schema;
+  auto opts = worker_env(schema);
+  opts.env["YW_MODEL"] = opts.cwd + "/no-such-model.pt";
+  const auto r = run_process({worker_binary(), "run"}, opts);
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.err.find("no-such-model.pt"), std::string::npos) << r.err;
+}
+
 TEST(RunTest, UnusableCudaDeviceIsAStartupError) {
   YW_REQUIRE_DATABASE();
   PgBossSchema schema;

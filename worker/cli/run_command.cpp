@@ -140,6 +140,9 @@ int run_worker(const WorkerConfig& config) {
           {field("queue", q)});
     }
   }
+  if (std::find(served.begin(), served.end(), "separate_stems") != served.end()) {
+    open_configured_separator(config, device);
+  }
   ExecutorOptions options = ExecutorOptions::from_config(config);
   options.queues = served;
   options.device = device;

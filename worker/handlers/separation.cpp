@@ -107,6 +107,14 @@ nlohmann::json separate_stems(const nlohmann::json& data, JobContext& ctx) {
 
 }  // namespace
 
+void open_configured_separator(const WorkerConfig& config, const Device& device) {
+  try {
+    (void)shared_separator(config, device);
+  } catch (const Error& e) {
+    throw ConfigError(fmt::format("YW_MODEL (--model): {}", e.what()));
+  }
+}
+
 void register_separation_handlers(HandlerRegistry& registry) {
   registry.add("separate_stems", separate_stems);
 }

@@ -65,4 +65,9 @@ void register_separation_handlers(HandlerRegistry& registry);
 void register_metadata_handlers(HandlerRegistry& registry);
 void register_record_handlers(HandlerRegistry& registry);
 
+// Opens the separator separate_stems jobs will share (YW_MODEL, else the built-in one) now, so a
+// missing or contract-breaking model stops `run` at start (yw::ConfigError) instead of failing
+// every job.
+void open_configured_separator(const WorkerConfig& config, const Device& device);
+
 }  // namespace yw::worker
