@@ -21,6 +21,7 @@ yw_install_npm "$root"
 export PATH="$PATH:/usr/local/cuda/bin"
 
 say "build (build/dev)"
+mkdir -p build
 cmake -S . -B build/dev -G Ninja -DCMAKE_BUILD_TYPE=${YW_BUILD_TYPE:-Release} >build/dev.configure.log 2>&1 \
   || { cat build/dev.configure.log; exit 1; }
 cmake --build build/dev -j "${YW_JOBS:-$(nproc)}" --target yesod-worker

@@ -34,6 +34,7 @@ if [ -z "$configs" ]; then
   fi
 fi
 
+mkdir -p build
 for c in $configs; do
   dir="build/test-$c"
   log "configure + build: $c ($build_type)"
