@@ -11,6 +11,7 @@
 
 #include <fmt/format.h>
 
+#include "cuda_check.cuh"
 #include "yw/common/error.hpp"
 #include "yw/kernels/chromaprint_tables.hpp"
 #include "yw/kernels/cuda/fingerprint_cuda.hpp"
@@ -18,22 +19,8 @@
 namespace yw {
 namespace {
 
-#define YW_FP_CUDA_CHECK(expr)                                                                \
-  do {                                                                                        \
-    const cudaError_t yw_err_ = (expr);                                                       \
-    if (yw_err_ != cudaSuccess) {                                                             \
-      cudaGetLastError();                                                                     \
-      YW_THROW("fingerprint on cuda: {} failed: {} ({})", #expr, cudaGetErrorString(yw_err_), \
-               cudaGetErrorName(yw_err_));                                                    \
-    }                                                                                         \
-  } while (0)
-#define YW_FP_CUFFT_CHECK(expr)                                         \
-  do {                                                                  \
-    const cufftResult yw_res_ = (expr);                                 \
-    if (yw_res_ != CUFFT_SUCCESS)                                       \
-      YW_THROW("fingerprint on cuda: {} failed: cufftResult {}", #expr, \
-               static_cast<int>(yw_res_));                              \
-  } while (0)
+using cuda::DeviceArray;
+constexpr const char* kWhat = "fingerprint on cuda";
 
 constexpr int kFrame = 4096;
 constexpr int kHop = 1365;
@@ -47,35 +34,12 @@ struct DeviceClassifier {
 __constant__ DeviceClassifier c_classifiers[16];
 __constant__ double c_filter[5];
 
-template <typename T>
-class DeviceArray {
- public:
-  explicit DeviceArray(size_t count) {
-    if (count) YW_FP_CUDA_CHECK(cudaMalloc(&ptr_, count * sizeof(T)));
-  }
-  ~DeviceArray() {
-    if (ptr_) cudaFree(ptr_);
-  }
-  DeviceArray(const DeviceArray&) = delete;
-  DeviceArray& operator=(const DeviceArray&) = delete;
-  T* get() const { return ptr_; }
-  void upload(const T* src, size_t count) {
-    if (count) YW_FP_CUDA_CHECK(cudaMemcpy(ptr_, src, count * sizeof(T), cudaMemcpyHostToDevice));
-  }
-  void download(T* dst, size_t count) const {
-    if (count) YW_FP_CUDA_CHECK(cudaMemcpy(dst, ptr_, count * sizeof(T), cudaMemcpyDeviceToHost));
-  }
-
- private:
-  T* ptr_ = nullptr;
-};
-
 class R2cPlan {
  public:
   explicit R2cPlan(int batch) {
     int n[1] = {kFrame};
-    YW_FP_CUFFT_CHECK(
-        cufftPlanMany(&plan_, 1, n, nullptr, 1, kFrame, nullptr, 1, kBins, CUFFT_R2C, batch));
+    YW_CUFFT_CHECK(kWhat, cufftPlanMany(&plan_, 1, n, nullptr, 1, kFrame, nullptr, 1, kBins,
+                                        CUFFT_R2C, batch));
   }
   ~R2cPlan() { cufftDestroy(plan_); }
   R2cPlan(const R2cPlan&) = delete;
@@ -232,7 +196,7 @@ unsigned blocks_for(long long n) {
 
 std::vector<std::vector<std::uint32_t>> fingerprint_batch_cuda(
     const std::vector<MonoSignal>& signals, int device) {
-  YW_FP_CUDA_CHECK(cudaSetDevice(device));
+  YW_CUDA_CHECK(kWhat, cudaSetDevice(device));
   const int count = static_cast<int>(signals.size());
   std::vector<std::vector<std::uint32_t>> result(signals.size());
 
@@ -284,9 +248,9 @@ std::vector<std::vector<std::uint32_t>> fingerprint_batch_cuda(
     const auto& c = chromaprint_detail::kClassifiers[static_cast<size_t>(n)];
     classifiers[n] = {c.type, c.y, c.h, c.w, c.t0, c.t1, c.t2};
   }
-  YW_FP_CUDA_CHECK(cudaMemcpyToSymbol(c_classifiers, classifiers, sizeof(classifiers)));
-  YW_FP_CUDA_CHECK(
-      cudaMemcpyToSymbol(c_filter, chromaprint_detail::kChromaFilter.data(), sizeof(double) * 5));
+  YW_CUDA_CHECK(kWhat, cudaMemcpyToSymbol(c_classifiers, classifiers, sizeof(classifiers)));
+  YW_CUDA_CHECK(kWhat, cudaMemcpyToSymbol(c_filter, chromaprint_detail::kChromaFilter.data(),
+                                          sizeof(double) * 5));
 
   DeviceArray<int16_t> d_pcm(pcm.size());
   d_pcm.upload(pcm.data(), pcm.size());
@@ -309,12 +273,12 @@ std::vector<std::vector<std::uint32_t>> fingerprint_batch_cuda(
       const int frames = static_cast<int>(std::min<long long>(plan_frames, total_frames - first));
       window_kernel<<<blocks_for(static_cast<long long>(frames) * kFrame), kThreads>>>(
           d_pcm.get(), d_frame_start.get(), first, frames, d_window.get(), d_in.get());
-      YW_FP_CUDA_CHECK(cudaGetLastError());
+      YW_CUDA_CHECK(kWhat, cudaGetLastError());
       // A short last chunk runs the full plan; the frames past `frames` are stale and unused.
-      YW_FP_CUFFT_CHECK(cufftExecR2C(plan.get(), d_in.get(), d_spectrum.get()));
+      YW_CUFFT_CHECK(kWhat, cufftExecR2C(plan.get(), d_in.get(), d_spectrum.get()));
       chroma_kernel<<<blocks_for(static_cast<long long>(frames) * 12), kThreads>>>(
           d_spectrum.get(), frames, first, d_band_bins.get(), d_band_start.get(), d_chroma.get());
-      YW_FP_CUDA_CHECK(cudaGetLastError());
+      YW_CUDA_CHECK(kWhat, cudaGetLastError());
     }
   }
 
@@ -335,14 +299,14 @@ std::vector<std::vector<std::uint32_t>> fingerprint_batch_cuda(
   rows_kernel<<<blocks_for(total_rows), kThreads>>>(d_chroma.get(), d_frame_offset.get(),
                                                     d_row_offset.get(), d_row_signal.get(),
                                                     total_rows, d_rows.get());
-  YW_FP_CUDA_CHECK(cudaGetLastError());
+  YW_CUDA_CHECK(kWhat, cudaGetLastError());
   integral_kernel<<<blocks_for(count * 12LL), kThreads>>>(d_rows.get(), d_row_offset.get(), count,
                                                           d_image.get());
-  YW_FP_CUDA_CHECK(cudaGetLastError());
+  YW_CUDA_CHECK(kWhat, cudaGetLastError());
   classify_kernel<<<blocks_for(total_items), kThreads>>>(d_image.get(), d_row_offset.get(),
                                                          d_item_offset.get(), d_item_signal.get(),
                                                          total_items, d_items.get());
-  YW_FP_CUDA_CHECK(cudaGetLastError());
+  YW_CUDA_CHECK(kWhat, cudaGetLastError());
   std::vector<uint32_t> items(static_cast<size_t>(total_items));
   d_items.download(items.data(), items.size());
   for (int i = 0; i < count; ++i)

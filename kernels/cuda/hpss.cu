@@ -10,48 +10,18 @@
 
 #include <fmt/format.h>
 
+#include "cuda_check.cuh"
 #include "yw/common/error.hpp"
 #include "yw/kernels/cuda/hpss_cuda.hpp"
 
 namespace yw {
 namespace {
 
-#define YW_HPSS_CUDA_CHECK(expr)                                                       \
-  do {                                                                                 \
-    const cudaError_t yw_err_ = (expr);                                                \
-    if (yw_err_ != cudaSuccess) {                                                      \
-      cudaGetLastError();                                                              \
-      YW_THROW("hpss on cuda: {} failed: {} ({})", #expr, cudaGetErrorString(yw_err_), \
-               cudaGetErrorName(yw_err_));                                             \
-    }                                                                                  \
-  } while (0)
-#define YW_HPSS_CUFFT_CHECK(expr)                                                            \
-  do {                                                                                       \
-    const cufftResult yw_res_ = (expr);                                                      \
-    if (yw_res_ != CUFFT_SUCCESS)                                                            \
-      YW_THROW("hpss on cuda: {} failed: cufftResult {}", #expr, static_cast<int>(yw_res_)); \
-  } while (0)
+using cuda::DeviceArray;
+constexpr const char* kWhat = "hpss on cuda";
 
 constexpr int kMaxMedian = 63;
 constexpr int kThreads = 256;
-
-template <typename T>
-class DeviceArray {
- public:
-  explicit DeviceArray(size_t count) : count_(count) {
-    if (count) YW_HPSS_CUDA_CHECK(cudaMalloc(&ptr_, count * sizeof(T)));
-  }
-  ~DeviceArray() {
-    if (ptr_) cudaFree(ptr_);
-  }
-  DeviceArray(const DeviceArray&) = delete;
-  DeviceArray& operator=(const DeviceArray&) = delete;
-  T* get() const { return ptr_; }
-
- private:
-  T* ptr_ = nullptr;
-  size_t count_;
-};
 
 class FftPlan {
  public:
@@ -59,8 +29,8 @@ class FftPlan {
     int n[1] = {n_fft};
     const int bins = n_fft / 2 + 1;
     const bool r2c = type == CUFFT_R2C;
-    YW_HPSS_CUFFT_CHECK(cufftPlanMany(&plan_, 1, n, nullptr, 1, r2c ? n_fft : bins, nullptr, 1,
-                                      r2c ? bins : n_fft, type, batch));
+    YW_CUFFT_CHECK(kWhat, cufftPlanMany(&plan_, 1, n, nullptr, 1, r2c ? n_fft : bins, nullptr, 1,
+                                        r2c ? bins : n_fft, type, batch));
   }
   ~FftPlan() { cufftDestroy(plan_); }
   FftPlan(const FftPlan&) = delete;
@@ -199,7 +169,7 @@ void hpss_cuda(const HpssConfig& cfg, const float* x, int64_t n, float* harmonic
   YW_CHECK(n >= 1, "hpss: empty input");
   YW_CHECK(cfg.harmonic_frames <= kMaxMedian && cfg.percussive_bins <= kMaxMedian,
            "hpss on cuda: median lengths above {} are not supported", kMaxMedian);
-  YW_HPSS_CUDA_CHECK(cudaSetDevice(device));
+  YW_CUDA_CHECK(kWhat, cudaSetDevice(device));
 
   const int n_fft = cfg.stft.n_fft, hop = cfg.stft.hop;
   const long long frames = stft_frame_count(cfg.stft, n);
@@ -222,14 +192,14 @@ void hpss_cuda(const HpssConfig& cfg, const float* x, int64_t n, float* harmonic
   FftPlan r2c(n_fft, static_cast<int>(ctx_rows), CUFFT_R2C);
   FftPlan c2r(n_fft, static_cast<int>(block), CUFFT_C2R);
 
-  YW_HPSS_CUDA_CHECK(
-      cudaMemcpy(d_x.get(), x, static_cast<size_t>(n) * sizeof(float), cudaMemcpyHostToDevice));
-  YW_HPSS_CUDA_CHECK(cudaMemset(d_h.get(), 0, static_cast<size_t>(n) * sizeof(float)));
-  YW_HPSS_CUDA_CHECK(cudaMemset(d_p.get(), 0, static_cast<size_t>(n) * sizeof(float)));
+  YW_CUDA_CHECK(kWhat, cudaMemcpy(d_x.get(), x, static_cast<size_t>(n) * sizeof(float),
+                                  cudaMemcpyHostToDevice));
+  YW_CUDA_CHECK(kWhat, cudaMemset(d_h.get(), 0, static_cast<size_t>(n) * sizeof(float)));
+  YW_CUDA_CHECK(kWhat, cudaMemset(d_p.get(), 0, static_cast<size_t>(n) * sizeof(float)));
   const std::vector<float> window = hann_window(n_fft);  // the CPU twin's exact window
-  YW_HPSS_CUDA_CHECK(cudaMemcpy(d_window.get(), window.data(),
-                                static_cast<size_t>(n_fft) * sizeof(float),
-                                cudaMemcpyHostToDevice));
+  YW_CUDA_CHECK(
+      kWhat, cudaMemcpy(d_window.get(), window.data(), static_cast<size_t>(n_fft) * sizeof(float),
+                        cudaMemcpyHostToDevice));
 
   for (long long a = 0; a < frames; a += block) {
     const long long b = std::min(frames, a + block);
@@ -239,7 +209,7 @@ void hpss_cuda(const HpssConfig& cfg, const float* x, int64_t n, float* harmonic
     // The plan always transforms ctx_rows frames; rows past cb are computed and ignored.
     frame_kernel<<<blocks_for(ctx_rows * n_fft), kThreads>>>(d_x.get(), n, ca, ctx_rows, n_fft, hop,
                                                              d_window.get(), d_frames.get());
-    YW_HPSS_CUFFT_CHECK(cufftExecR2C(r2c.get(), d_frames.get(), d_spec.get()));
+    YW_CUFFT_CHECK(kWhat, cufftExecR2C(r2c.get(), d_frames.get(), d_spec.get()));
     magnitude_kernel<<<blocks_for((cb - ca) * bins), kThreads>>>(d_spec.get(), (cb - ca) * bins,
                                                                  d_mag.get());
     harmonic_median_kernel<<<blocks_for(rows * bins), kThreads>>>(d_mag.get(), frames, ca, a, rows,
@@ -253,21 +223,21 @@ void hpss_cuda(const HpssConfig& cfg, const float* x, int64_t n, float* harmonic
     const long long span = (rows - 1) * hop + n_fft;
     for (int stem = 0; stem < 2; ++stem) {
       // Rows past `rows` hold stale spectra; their output is never read by the overlap-add.
-      YW_HPSS_CUFFT_CHECK(
-          cufftExecC2R(c2r.get(), stem == 0 ? d_hspec.get() : d_pspec.get(), d_out.get()));
+      YW_CUFFT_CHECK(
+          kWhat, cufftExecC2R(c2r.get(), stem == 0 ? d_hspec.get() : d_pspec.get(), d_out.get()));
       overlap_add_kernel<<<blocks_for(span), kThreads>>>(d_out.get(), a, rows, n_fft, hop,
                                                          d_window.get(), s0, span, n,
                                                          stem == 0 ? d_h.get() : d_p.get());
     }
-    YW_HPSS_CUDA_CHECK(cudaGetLastError());
+    YW_CUDA_CHECK(kWhat, cudaGetLastError());
   }
   normalise_kernel<<<blocks_for(n), kThreads>>>(d_h.get(), n, frames, n_fft, hop, d_window.get());
   normalise_kernel<<<blocks_for(n), kThreads>>>(d_p.get(), n, frames, n_fft, hop, d_window.get());
-  YW_HPSS_CUDA_CHECK(cudaGetLastError());
-  YW_HPSS_CUDA_CHECK(cudaMemcpy(harmonic, d_h.get(), static_cast<size_t>(n) * sizeof(float),
-                                cudaMemcpyDeviceToHost));
-  YW_HPSS_CUDA_CHECK(cudaMemcpy(percussive, d_p.get(), static_cast<size_t>(n) * sizeof(float),
-                                cudaMemcpyDeviceToHost));
+  YW_CUDA_CHECK(kWhat, cudaGetLastError());
+  YW_CUDA_CHECK(kWhat, cudaMemcpy(harmonic, d_h.get(), static_cast<size_t>(n) * sizeof(float),
+                                  cudaMemcpyDeviceToHost));
+  YW_CUDA_CHECK(kWhat, cudaMemcpy(percussive, d_p.get(), static_cast<size_t>(n) * sizeof(float),
+                                  cudaMemcpyDeviceToHost));
 }
 
 }  // namespace yw
