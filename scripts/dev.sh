@@ -51,10 +51,10 @@ if [ ! -f .local/demo-sent ] && [ -x scripts/demo/render_demo.sh ] && [ "${YW_DE
       "{\"record_id\":\"demo-1\",\"record_type\":\"song\",\"audio\":\"file://$root/data/inputs/demo.wav\",\"metadata\":{\"source\":\"scripts/dev.sh\"}}"; then
     touch .local/demo-sent
     cat <<MSG
-    The worker below takes the job and its children. Results:
-      metadata, fingerprint, stems: the jobs' outputs (scripts/pgboss/show-jobs.mjs, or SQL on
-        $DATABASE_URL: select name, state, output from pgboss.job order by created_on)
-      artifacts (stems, waveform): $root/data/outputs/demo-1/
+    The worker below takes the job and its three children (metadata, fingerprint, stems).
+    Results, once their lines say "job completed" (in another terminal):
+      jobs and outputs:  DATABASE_URL=$DATABASE_URL node scripts/pgboss/show-record.mjs demo-1
+      stems, waveform:   ls $root/data/outputs/demo-1/
 MSG
   fi
 fi
