@@ -42,21 +42,13 @@ export YW_INPUT_ROOTS="${YW_INPUT_ROOTS:-$root/data}"
 export YW_OUTPUT_URI="${YW_OUTPUT_URI:-file://$root/data/outputs}"
 mkdir -p data/inputs data/outputs
 
-# The demo: once, a rendered song enqueued as a new record.
+# The demo: once, a rendered song enqueued as a new record (sent once the worker has created
+# its queues).
+demo=0
 if [ ! -f .local/demo-sent ] && [ -x scripts/demo/render_demo.sh ] && [ "${YW_DEMO:-1}" != 0 ]; then
   say "demo: rendering data/inputs/demo.wav"
   scripts/demo/render_demo.sh "$root/data/inputs/demo.wav"
-  say "demo: enqueueing process_new_record"
-  if "$bin" send process_new_record \
-      "{\"record_id\":\"demo-1\",\"record_type\":\"song\",\"audio\":\"file://$root/data/inputs/demo.wav\",\"metadata\":{\"source\":\"scripts/dev.sh\"}}"; then
-    touch .local/demo-sent
-    cat <<MSG
-    The worker below takes the job and its three children (metadata, fingerprint, stems).
-    Results, once their lines say "job completed" (in another terminal):
-      jobs and outputs:  DATABASE_URL=$DATABASE_URL node scripts/pgboss/show-record.mjs demo-1
-      stems, waveform:   ls $root/data/outputs/demo-1/
-MSG
-  fi
+  demo=1
 fi
 
 say "yesod-worker run (CPU mode; Ctrl+C stops it)"
@@ -66,6 +58,27 @@ set -m
 "$bin" run "$@" &
 worker=$!
 trap 'kill -INT $worker 2>/dev/null || true' INT TERM
+
+send_demo() {
+  local schema=${PGBOSS_SCHEMA:-pgboss} i
+  for i in $(seq 1 120); do
+    psql "$DATABASE_URL" -qAt -c "SELECT 1 FROM $schema.queue WHERE name = 'process_new_record'" 2>/dev/null | grep -q 1 && break
+    kill -0 "$worker" 2>/dev/null || return 1
+    sleep 0.5
+  done
+  say "demo: enqueueing process_new_record for data/inputs/demo.wav"
+  if "$bin" send process_new_record \
+      "{\"record_id\":\"demo-1\",\"record_type\":\"song\",\"audio\":\"file://$root/data/inputs/demo.wav\",\"metadata\":{\"source\":\"scripts/dev.sh\"}}"; then
+    touch .local/demo-sent
+    cat <<MSG
+    The worker takes the job and its three children (metadata, fingerprint, stems).
+    Results, once their lines say "job completed" (in another terminal):
+      jobs and outputs:  DATABASE_URL=$DATABASE_URL node scripts/pgboss/show-record.mjs demo-1
+      stems, waveform:   ls $root/data/outputs/demo-1/
+MSG
+  fi
+}
+if [ "$demo" = 1 ]; then send_demo || true; fi
 status=0
 while true; do
   set +e
