@@ -24,13 +24,14 @@ yw_install_deps
 yw_install_npm "$root"
 export PATH="$PATH:/usr/local/cuda/bin"
 
-# cuda: CUDA compiled in (needs nvcc, no GPU); cpu: -DYW_CUDA=OFF; fuzz: clang + libFuzzer targets
-# with ASan/UBSan (only the decoder and the parsers are built there).
+# cuda: CUDA compiled in (needs nvcc, no GPU); cpu: -DYW_CUDA=OFF; asan: CPU-only Debug with
+# AddressSanitizer and UndefinedBehaviorSanitizer (its unit and db tests run); fuzz: clang +
+# libFuzzer targets with ASan/UBSan (only the decoder and the parsers are built there).
 configs=${YW_CONFIGS:-}
 if [ -z "$configs" ]; then
-  if command -v nvcc >/dev/null 2>&1; then configs="cuda cpu fuzz"; else
+  if command -v nvcc >/dev/null 2>&1; then configs="cuda cpu asan fuzz"; else
     log "nvcc not found: the CUDA configuration is skipped"
-    configs="cpu fuzz"
+    configs="cpu asan fuzz"
   fi
 fi
 
@@ -41,6 +42,7 @@ for c in $configs; do
   case $c in
     cuda) flags=(-DYW_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES="80;90" -DYW_WERROR=ON) ;;
     cpu) flags=(-DYW_CUDA=OFF -DYW_WERROR=ON) ;;
+    asan) flags=(-DYW_CUDA=OFF -DYW_WERROR=ON -DYW_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug) ;;
     fuzz) flags=(-DYW_FUZZ=ON -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++) ;;
     *) echo "unknown configuration '$c'" >&2; exit 2 ;;
   esac
@@ -69,7 +71,11 @@ for c in $configs; do
   dir="build/test-$c"
   log "ctest: $c"
   args=(--test-dir "$dir" --output-on-failure -j "$jobs" --no-tests=error)
-  [ -n "${YW_TEST_LABELS:-}" ] && args+=(-L "$YW_TEST_LABELS")
+  if [ -n "${YW_TEST_LABELS:-}" ]; then
+    args+=(-L "$YW_TEST_LABELS")
+  elif [ "$c" = asan ]; then
+    args+=(-L 'unit|db')
+  fi
   set +e
   ctest "${args[@]}" 2>&1 | tee "$dir.ctest.log"
   rc=${PIPESTATUS[0]}

@@ -675,7 +675,10 @@ bool Executor::join(milliseconds grace) {
       if (f.joinable()) f.join();
   s.workers_stop = true;
   bool all_returned = true;
-  const auto until = SteadyTime::now() + grace;
+  // Idle workers leave as soon as they see workers_stop, but not within zero time: without this
+  // floor a join(0) (the destructor's) found them still alive, abandoned every thread and leaked
+  // Impl while the threads still referred to the caller's client.
+  const auto until = SteadyTime::now() + std::max(grace, milliseconds(2000));
   for (auto& l : s.loops) {
     std::unique_lock lock(l->m);
     l->work_cv.notify_all();

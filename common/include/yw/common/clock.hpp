@@ -15,9 +15,11 @@ class Clock {
 class SteadyClock final : public Clock {
  public:
   time_point now() const override { return std::chrono::steady_clock::now(); }
+  // Never destroyed: process-wide objects (the device batchers) still read it while static
+  // destructors run at exit.
   static SteadyClock& instance() {
-    static SteadyClock clock;
-    return clock;
+    static auto* clock = new SteadyClock();
+    return *clock;
   }
 };
 
