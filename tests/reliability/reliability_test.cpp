@@ -292,3 +292,78 @@ TEST_F(ReliabilityTest, SigtermMidWorkExitsZeroAndNothingStaysActiveOrRunsTwice)
 
 }  // namespace
 }  // namespace yw::test
+
+namespace yw::test {
+namespace {
+
+long rss_kib(pid_t pid) {
+  std::ifstream status(fmt::format("/proc/{}/status", pid));
+  std::string line;
+  while (std::getline(status, line))
+    if (line.starts_with("VmRSS:")) return std::stol(line.substr(6));
+  return -1;
+}
+
+TEST_F(ReliabilityTest, SoakOfTwentyThousandMixedJobsAcrossTwoWorkers) {
+  sox({"-n", "-r", "22050", "-c", "2", "-b", "16", in("a.wav"), "synth", "3.5", "sine", "440",
+       "sine", "660"});
+  sox({"-n", "-r", "11025", "-c", "1", in("b.flac"), "synth", "3.5", "pinknoise", "vol", "0.3"});
+  auto opts = worker_env({{"WORKER_CONCURRENCY", "4"}, {"YW_LOG_LEVEL", "warn"}});
+  // Two workers on the same queues; the second starts once the first has created them.
+  start_worker({{"WORKER_CONCURRENCY", "4"}});
+  BackgroundProcess second({worker_binary(), "run"}, opts);
+  const int total = 20'000;
+  const std::string u = "file://" + dir_ + "/in/";
+  std::map<std::string, std::vector<queue::SendJob>> batches;
+  for (int i = 0; i < total; ++i) {
+    switch (i % 4) {
+      case 0:
+        batches["fingerprint_audio"].push_back(
+            {{{"audio", u + "a.wav"}, {"record_id", i}}, json::object()});
+        break;
+      case 1:
+        batches["extract_metadata"].push_back(
+            {{{"audio", u + "b.flac"}, {"record_id", i}}, json::object()});
+        break;
+      case 2:
+        batches["fingerprint_audio"].push_back(
+            {{{"audio", u + "b.flac"}, {"record_id", i}}, json::object()});
+        break;
+      default:  // a record without audio completes as skipped
+        batches["process_new_record"].push_back({{{"record_id", i}}, json::object()});
+    }
+  }
+  for (auto& [queue_name, jobs] : batches) {
+    for (std::size_t at = 0; at < jobs.size(); at += 1000) {
+      const std::vector<queue::SendJob> chunk(
+          jobs.begin() + static_cast<long>(at),
+          jobs.begin() + static_cast<long>(std::min(at + 1000, jobs.size())));
+      client_->send_many(queue_name, chunk);
+    }
+  }
+  const auto done = [&] { return count("state = 'completed' AND name NOT LIKE '%__dead'"); };
+  ASSERT_TRUE(eventually([&] { return done() >= total / 5; }, seconds(180))) << done();
+  const long warm1 = rss_kib(worker_->pid()), warm2 = rss_kib(second.pid());
+  ASSERT_TRUE(eventually([&] { return done() == total; }, seconds(240)))
+      << done() << " of " << total << "\n"
+      << worker_->err_so_far();
+  const long end1 = rss_kib(worker_->pid()), end2 = rss_kib(second.pid());
+  std::printf(
+      "soak: %d jobs; RSS after warm-up %ld / %ld KiB, at the end %ld / %ld KiB (%+.1f%% / "
+      "%+.1f%%)\n",
+      total, warm1, warm2, end1, end2, 100.0 * (end1 - warm1) / warm1,
+      100.0 * (end2 - warm2) / warm2);
+  EXPECT_LT(end1, warm1 * 11 / 10) << "worker 1 grew more than 10 % after warm-up";
+  EXPECT_LT(end2, warm2 * 11 / 10) << "worker 2 grew more than 10 % after warm-up";
+  // Nothing lost, nothing run twice: every job completed on its first attempt, and no row extra.
+  EXPECT_EQ(count("name NOT LIKE '%__dead'"), total);
+  EXPECT_EQ(count("retry_count > 0"), 0);
+  EXPECT_EQ(count("state <> 'completed'"), 0);
+  worker_->signal(SIGTERM);
+  second.signal(SIGTERM);
+  EXPECT_EQ(worker_->wait(seconds(30)).exit_code, 0);
+  EXPECT_EQ(second.wait(seconds(30)).exit_code, 0);
+}
+
+}  // namespace
+}  // namespace yw::test
