@@ -38,7 +38,7 @@ fi
 mkdir -p build
 for c in $configs; do
   dir="build/test-$c"
-  log "configure + build: $c ($build_type)"
+  log "configure + build: $c"
   case $c in
     cuda) flags=(-DYW_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES="80;90" -DYW_WERROR=ON) ;;
     cpu) flags=(-DYW_CUDA=OFF -DYW_WERROR=ON) ;;
