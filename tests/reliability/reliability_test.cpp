@@ -367,3 +367,56 @@ TEST_F(ReliabilityTest, SoakOfTwentyThousandMixedJobsAcrossTwoWorkers) {
 
 }  // namespace
 }  // namespace yw::test
+
+namespace yw::test {
+namespace {
+
+TEST_F(ReliabilityTest, KillNineMidBatchThenEveryJobCompletesOnceAndNoArtifactIsHalfWritten) {
+  for (int i = 0; i < 6; ++i) {
+    sox({"-n", "-r", "44100", "-c", "2", "-b", "16", in(fmt::format("k{}.wav", i)), "synth", "30",
+         "pluck", std::to_string(100 + 25 * i), "synth", "30", "pinknoise", "mix", "vol", "0.5"});
+  }
+  // A short expiry so the killed worker's claims come back quickly (the worker's own create_queue
+  // leaves an existing queue as it is).
+  client_->create_queue("separate_stems__dead", {{"policy", "standard"}});
+  client_->create_queue("separate_stems", {{"policy", "standard"},
+                                           {"deadLetter", "separate_stems__dead"},
+                                           {"expireInSeconds", 3},
+                                           {"retryLimit", 3},
+                                           {"retryDelay", 0}});
+  start_worker({{"WORKER_CONCURRENCY", "6"}, {"YW_QUEUES", "separate_stems"}});
+  std::vector<std::string> ids;
+  for (int i = 0; i < 6; ++i)
+    ids.push_back(send("separate_stems",
+                       {{"audio", "file://" + in(fmt::format("k{}.wav", i))}, {"record_id", i}}));
+  ASSERT_TRUE(eventually([&] { return count("name = 'separate_stems' AND state = 'active'") >= 3; },
+                         seconds(30)));
+  worker_->signal(SIGKILL);
+  worker_->wait(seconds(10));
+  const int killed_active = count("name = 'separate_stems' AND state = 'active'");
+  EXPECT_GT(killed_active, 0);
+
+  // A new worker's sweep expires the dead worker's claims; each job then completes once.
+  start_worker({{"WORKER_CONCURRENCY", "6"}, {"YW_QUEUES", "separate_stems"}});
+  ASSERT_TRUE(eventually(
+      [&] { return count("name = 'separate_stems' AND state = 'completed'") == 6; }, seconds(120)))
+      << worker_->err_so_far();
+  EXPECT_EQ(count("name = 'separate_stems'"), 6) << "no duplicate rows";
+  EXPECT_EQ(count("state = 'active'"), 0);
+  // Complete artifacts only: each record's two stems, and no temporary file anywhere.
+  std::vector<std::string> files;
+  for (const auto& e : fs::recursive_directory_iterator(dir_ + "/out"))
+    if (e.is_regular_file()) files.push_back(fs::relative(e.path(), dir_ + "/out").string());
+  std::sort(files.begin(), files.end());
+  std::vector<std::string> expected;
+  for (int i = 0; i < 6; ++i)
+    for (const char* stem : {"harmonic", "percussive"})
+      expected.push_back(fmt::format("{}/{}.flac", i, stem));
+  std::sort(expected.begin(), expected.end());
+  EXPECT_EQ(files, expected);
+  worker_->signal(SIGTERM);
+  EXPECT_EQ(worker_->wait(seconds(30)).exit_code, 0);
+}
+
+}  // namespace
+}  // namespace yw::test
