@@ -12,6 +12,7 @@
 
 #include "yw/common/error.hpp"
 #include "yw/kernels/chromaprint_tables.hpp"
+#include "yw/kernels/fftw_planner.hpp"
 
 namespace yw {
 namespace chromaprint_detail {
@@ -30,11 +31,12 @@ namespace {
 using chromaprint_detail::kChromaBinHi;
 using chromaprint_detail::kChromaBinLo;
 
-// FFTW's planner is not thread-safe; the plan is made once and then executed with new-array
-// execution, which is.
+// FFTW's planner is not thread-safe (yw/kernels/fftw_planner.hpp); the plan is made once, under the
+// process-wide planner lock, and then executed with new-array execution, which is thread-safe.
 struct FftwPlan {
   fftwf_plan plan = nullptr;
   FftwPlan() {
+    std::lock_guard planner(fftw_planner_mutex());
     float* in = fftwf_alloc_real(kChromaprintFrameSize);
     fftwf_complex* out = fftwf_alloc_complex(kChromaprintFrameSize / 2 + 1);
     plan = fftwf_plan_dft_r2c_1d(kChromaprintFrameSize, in, out, FFTW_ESTIMATE);
@@ -44,9 +46,7 @@ struct FftwPlan {
 };
 
 fftwf_plan shared_plan() {
-  static std::mutex mutex;
-  std::lock_guard lock(mutex);
-  static FftwPlan p;
+  static FftwPlan p;  // thread-safe static initialisation; planning itself holds the planner lock
   YW_CHECK(p.plan != nullptr, "FFTW could not plan a {}-point real FFT", kChromaprintFrameSize);
   return p.plan;
 }

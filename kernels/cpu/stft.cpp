@@ -10,17 +10,10 @@
 #include <numbers>
 
 #include "yw/common/error.hpp"
+#include "yw/kernels/fftw_planner.hpp"
 
 namespace yw {
-namespace {
-
-// FFTW's planner keeps global state; every plan in this file is made and destroyed under it.
-std::mutex& fftw_planner_mutex() {
-  static std::mutex m;
-  return m;
-}
-
-}  // namespace
+namespace {}  // namespace
 
 void validate(const StftConfig& cfg) {
   YW_CHECK(cfg.n_fft >= 4 && cfg.n_fft % 2 == 0, "stft: n_fft must be even and >= 4, got {}",
