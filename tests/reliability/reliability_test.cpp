@@ -373,15 +373,16 @@ namespace {
 
 TEST_F(ReliabilityTest, KillNineMidBatchThenEveryJobCompletesOnceAndNoArtifactIsHalfWritten) {
   for (int i = 0; i < 6; ++i) {
-    sox({"-n", "-r", "44100", "-c", "2", "-b", "16", in(fmt::format("k{}.wav", i)), "synth", "30",
-         "pluck", std::to_string(100 + 25 * i), "synth", "30", "pinknoise", "mix", "vol", "0.5"});
+    sox({"-n", "-r", "44100", "-c", "2", "-b", "16", in(fmt::format("k{}.wav", i)), "synth", "20",
+         "pluck", std::to_string(100 + 25 * i), "synth", "20", "pinknoise", "mix", "vol", "0.5"});
   }
-  // A short expiry so the killed worker's claims come back quickly (the worker's own create_queue
-  // leaves an existing queue as it is).
+  // An expiry long enough for six songs separated at once on a loaded 2-core machine, yet short
+  // enough that the killed worker's claims come back within the test (the worker's own
+  // create_queue leaves an existing queue as it is).
   client_->create_queue("separate_stems__dead", {{"policy", "standard"}});
   client_->create_queue("separate_stems", {{"policy", "standard"},
                                            {"deadLetter", "separate_stems__dead"},
-                                           {"expireInSeconds", 3},
+                                           {"expireInSeconds", 30},
                                            {"retryLimit", 3},
                                            {"retryDelay", 0}});
   start_worker({{"WORKER_CONCURRENCY", "6"}, {"YW_QUEUES", "separate_stems"}});
@@ -399,7 +400,7 @@ TEST_F(ReliabilityTest, KillNineMidBatchThenEveryJobCompletesOnceAndNoArtifactIs
   // A new worker's sweep expires the dead worker's claims; each job then completes once.
   start_worker({{"WORKER_CONCURRENCY", "6"}, {"YW_QUEUES", "separate_stems"}});
   ASSERT_TRUE(eventually(
-      [&] { return count("name = 'separate_stems' AND state = 'completed'") == 6; }, seconds(120)))
+      [&] { return count("name = 'separate_stems' AND state = 'completed'") == 6; }, seconds(180)))
       << worker_->err_so_far();
   EXPECT_EQ(count("name = 'separate_stems'"), 6) << "no duplicate rows";
   EXPECT_EQ(count("state = 'active'"), 0);
