@@ -22,7 +22,8 @@ Audio load_audio(const std::filesystem::path& path) {
     if (got == 0) break;
     for (size_t i = 0; i < got; ++i)
       for (int c = 0; c < channels; ++c)
-        planar[static_cast<size_t>(c)].push_back(block[i * static_cast<size_t>(channels) + static_cast<size_t>(c)]);
+        planar[static_cast<size_t>(c)].push_back(
+            block[i * static_cast<size_t>(channels) + static_cast<size_t>(c)]);
   }
   Audio a;
   a.sample_rate = reader->info().sample_rate;

@@ -45,7 +45,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     // A bounded amount of decoding per input keeps the fuzzer fast; corrupt streams show early.
     for (int i = 0; i < 64; ++i) {
       const bool use_float = (i % 2) == 0;
-      const std::size_t n = use_float ? reader->read_float(f.data(), 4096) : reader->read_int16(s.data(), 4096);
+      const std::size_t n =
+          use_float ? reader->read_float(f.data(), 4096) : reader->read_int16(s.data(), 4096);
       if (n == 0) break;
       if (n > 4096) __builtin_trap();
     }

@@ -16,14 +16,35 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const std::string_view text(reinterpret_cast<const char*>(data), size);
   const auto json = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (!json.is_discarded()) {
-    try { yw::worker::FingerprintArgs::from_json(json); } catch (const yw::InputError&) {}
-    try { yw::worker::SeparateArgs::from_json(json); } catch (const yw::InputError&) {}
-    try { yw::worker::MetadataArgs::from_json(json); } catch (const yw::InputError&) {}
-    try { yw::worker::RecordArgs::from_json(json); } catch (const yw::InputError&) {}
+    try {
+      yw::worker::FingerprintArgs::from_json(json);
+    } catch (const yw::InputError&) {
+    }
+    try {
+      yw::worker::SeparateArgs::from_json(json);
+    } catch (const yw::InputError&) {
+    }
+    try {
+      yw::worker::MetadataArgs::from_json(json);
+    } catch (const yw::InputError&) {
+    }
+    try {
+      yw::worker::RecordArgs::from_json(json);
+    } catch (const yw::InputError&) {
+    }
   }
-  try { yw::worker::parse_dotenv(text); } catch (const yw::ConfigError&) {}
-  try { yw::worker::parse_database_url(text); } catch (const yw::ConfigError&) {}
-  try { yw::parse_device(text); } catch (const yw::ConfigError&) {}
+  try {
+    yw::worker::parse_dotenv(text);
+  } catch (const yw::ConfigError&) {
+  }
+  try {
+    yw::worker::parse_database_url(text);
+  } catch (const yw::ConfigError&) {
+  }
+  try {
+    yw::parse_device(text);
+  } catch (const yw::ConfigError&) {
+  }
   (void)yw::worker::mask_secrets(text);
   return 0;
 }

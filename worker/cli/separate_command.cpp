@@ -68,8 +68,8 @@ int run_separate(const SeparateArgs& args, Context& ctx) {
       const double secs =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       if (tty) std::fputs("\r\033[K", stderr);
-      std::printf("%s -> %s (%zu stems, %.1f s of audio in %.1f s)\n", file.c_str(),
-                  dir.c_str(), stems.size(), mix.duration_seconds(), secs);
+      std::printf("%s -> %s (%zu stems, %.1f s of audio in %.1f s)\n", file.c_str(), dir.c_str(),
+                  stems.size(), mix.duration_seconds(), secs);
       std::fflush(stdout);
     } catch (const ConfigError&) {
       throw;
