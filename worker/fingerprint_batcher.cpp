@@ -63,12 +63,13 @@ BatcherStats FingerprintBatcher::stats() const {
 }
 
 void FingerprintBatcher::run_batch(std::vector<std::shared_ptr<Request>>&& batch) {
+  auto& m = Metrics::global();
+  // Recorded before the results reach the callers, so a job that completed is in the histogram.
+  m.observe("yw_batch_size", {{"stage", "fingerprint"}}, static_cast<double>(batch.size()));
   const auto started = std::chrono::steady_clock::now();
   run_subset(batch);
   const double busy =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-  auto& m = Metrics::global();
-  m.observe("yw_batch_size", {{"stage", "fingerprint"}}, static_cast<double>(batch.size()));
   m.add("yw_device_busy_seconds_total", {{"device", device_label_}}, busy);
   m.set("yw_stage_queue_depth", {{"stage", "fingerprint"}},
         static_cast<double>(batcher_->pending()));

@@ -114,18 +114,19 @@ class Batcher {
         pending_.pop_front();
       }
       running_ = batch.size();
+      // Counted when the batch forms, before its results reach any caller, so a caller that got
+      // its result always sees its batch in stats().
+      ++stats_.batches;
+      stats_.items += batch.size();
+      stats_.largest_batch = std::max<std::uint64_t>(stats_.largest_batch, batch.size());
     }
     space_.notify_all();
     const auto started = std::chrono::steady_clock::now();
-    const std::size_t n = batch.size();
     run_(std::move(batch));
     const auto busy = std::chrono::steady_clock::now() - started;
     {
       std::lock_guard lock(mutex_);
       running_ = 0;
-      ++stats_.batches;
-      stats_.items += n;
-      stats_.largest_batch = std::max<std::uint64_t>(stats_.largest_batch, n);
       stats_.busy += std::chrono::duration_cast<std::chrono::nanoseconds>(busy);
     }
     return true;
