@@ -72,7 +72,7 @@ class Batcher {
 
   // One decision at the clock's current time: runs at most one batch. Returns true when a batch
   // ran. For tests (with start_thread = false) and for the thread's loop.
-  bool pump() { return pump_until(nullptr); }
+  bool pump() { return pump_until(nullptr, nullptr); }
 
   std::size_t pending() const {
     std::lock_guard lock(mutex_);
@@ -95,10 +95,13 @@ class Batcher {
 
   // Decides and runs one batch; when there is nothing to send and `wake` is given, stores the
   // time to decide again there (time_point::max() for "when work arrives").
-  bool pump_until(Clock::time_point* wake) {
+  // `seen` receives how many items were pending when the decision was made: the loop sleeps until
+  // that changes, so items enqueued between the decision and the sleep are never missed.
+  bool pump_until(Clock::time_point* wake, std::size_t* seen) {
     std::vector<Item> batch;
     {
       std::lock_guard lock(mutex_);
+      if (seen != nullptr) *seen = pending_.size();
       times_.clear();
       for (const auto& e : pending_)
         times_.push_back(e.enqueued);
@@ -135,12 +138,12 @@ class Batcher {
   void loop() {
     while (true) {
       Clock::time_point wake{};
-      if (pump_until(&wake)) continue;
+      std::size_t seen = 0;
+      if (pump_until(&wake, &seen)) continue;
       std::unique_lock lock(mutex_);
       if (stopping_) return;
       // Sleep until the policy's deadline (mapped from the batcher's clock to real time) or new
       // work, whichever comes first.
-      const std::size_t seen = pending_.size();
       const auto pred = [&] { return stopping_ || pending_.size() != seen; };
       if (wake == Clock::time_point::max()) {
         work_.wait(lock, pred);
