@@ -21,10 +21,7 @@ using nlohmann::json;
 class ClientTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (test::test_database_url().empty()) {
-      if (std::getenv("CI") != nullptr) FAIL() << "TEST_DATABASE_URL is not set";
-      GTEST_SKIP() << "TEST_DATABASE_URL is not set (scripts/test.sh starts a server)";
-    }
+    YW_REQUIRE_DATABASE();
     schema_ = std::make_unique<test::PgBossSchema>();
     pool_ = std::make_unique<ConnectionPool>(PoolConfig{.url = schema_->url(), .max_size = 4});
     client_ = std::make_unique<PgBossClient>(*pool_, schema_->name());

@@ -32,10 +32,7 @@ bool eventually(Pred pred, milliseconds timeout = milliseconds(15'000)) {
 class ExecutorTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (test::test_database_url().empty()) {
-      if (std::getenv("CI") != nullptr) FAIL() << "TEST_DATABASE_URL is not set";
-      GTEST_SKIP() << "TEST_DATABASE_URL is not set (scripts/test.sh starts a server)";
-    }
+    YW_REQUIRE_DATABASE();
     schema_ = std::make_unique<test::PgBossSchema>();
     pool_ = std::make_unique<queue::ConnectionPool>(
         queue::PoolConfig{.url = schema_->url(), .max_size = 8});
