@@ -56,6 +56,9 @@ cmake -S . -B build/h200 -G Ninja -DCMAKE_BUILD_TYPE=Release -DYW_CUDA=ON -DYW_T
   -DCMAKE_CUDA_ARCHITECTURES=90 -DYW_WERROR=OFF \
   -DCMAKE_PREFIX_PATH="$torch_prefix;$prefix/usr;$prefix/usr/lib/x86_64-linux-gnu/cmake" \
   >"$out/configure.log" 2>&1 && result[configure]=ok || { result[configure]=FAILED; tail -30 "$out/configure.log"; }
+# Whether the torch runner was built on its own CUDA stream (a CUDA libtorch, c10_cuda found) or
+# with the CPU-libtorch stand-in that synchronises the whole device.
+result[torch_stream]=$(grep -o 'own CUDA stream: [A-Z]*' "$out/configure.log" | awk '{print $NF}')
 if [ "${result[configure]}" = ok ]; then
   stamp "build"
   cmake --build build/h200 -j "$(nproc)" >"$out/build.log" 2>&1 && result[build]=ok || { result[build]=FAILED; grep -E 'error|FAILED' "$out/build.log" | head -30; }
@@ -75,7 +78,7 @@ fi
 echo
 echo "=== gpu-check summary ($(cat "$out/gpu.txt" 2>/dev/null)) ==="
 printf '%-22s %s\n' step result
-for k in configure build gpu_tests bench_fingerprint bench_separation bench_pipeline; do
+for k in configure torch_stream build gpu_tests bench_fingerprint bench_separation bench_pipeline; do
   printf '%-22s %s\n' "$k" "${result[$k]:-skipped}"
 done
 for b in fingerprint separation pipeline; do

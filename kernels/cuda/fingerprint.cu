@@ -6,6 +6,10 @@
 #include <cufft.h>
 
 #include <algorithm>
+#include <array>
+#include <map>
+#include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -20,6 +24,8 @@ namespace yw {
 namespace {
 
 using cuda::DeviceArray;
+using cuda::PinnedBuffer;
+using cuda::Stream;
 constexpr const char* kWhat = "fingerprint on cuda";
 
 constexpr int kFrame = 4096;
@@ -34,12 +40,18 @@ struct DeviceClassifier {
 __constant__ DeviceClassifier c_classifiers[16];
 __constant__ double c_filter[5];
 
+// Executes on `stream` only: the plan's work area is its own, so two plans may run at once.
 class R2cPlan {
  public:
-  explicit R2cPlan(int batch) {
+  R2cPlan(int batch, cudaStream_t stream) {
     int n[1] = {kFrame};
     YW_CUFFT_CHECK(kWhat, cufftPlanMany(&plan_, 1, n, nullptr, 1, kFrame, nullptr, 1, kBins,
                                         CUFFT_R2C, batch));
+    const cufftResult set = cufftSetStream(plan_, stream);
+    if (set != CUFFT_SUCCESS) {
+      cufftDestroy(plan_);
+      YW_CUFFT_CHECK(kWhat, set);
+    }
   }
   ~R2cPlan() { cufftDestroy(plan_); }
   R2cPlan(const R2cPlan&) = delete;
@@ -192,126 +204,298 @@ unsigned blocks_for(long long n) {
   return static_cast<unsigned>((n + kThreads - 1) / kThreads);
 }
 
+// Two streams, used in turn by consecutive chunks: while chunk k's kernels run on one, the host
+// stages chunk k+1 and its upload runs on the other, and chunk k's download then runs beside
+// chunk k+1's kernels. The GPU has one copy engine per direction, so a third stream would only
+// queue behind them; a fixed choice rather than a setting.
+constexpr int kStreams = 2;
+
+struct Shape {
+  long long frames = 0, rows = 0, items = 0;
+};
+
+Shape shape_of(std::size_t samples) {
+  const auto n = static_cast<long long>(samples);
+  Shape s;
+  s.frames = n < kFrame ? 0 : (n - kFrame) / kHop + 1;
+  s.rows = std::max(s.frames - 4, 0LL);
+  s.items = std::max(s.rows - 15, 0LL);
+  return s;
+}
+
+// Consecutive signals of a batch that run together. Every quantity of a signal (its frames, its
+// chroma rows, its integral image, its items) depends only on that signal, so splitting a batch
+// into chunks changes which buffers hold a signal, never the arithmetic done for it.
+struct Chunk {
+  std::vector<int> signals;  // indices into the batch, ascending
+  long long samples = 0, frames = 0, rows = 0, items = 0;
+};
+
+// Signals without items need no device work and are left out. A chunk is closed before it would
+// pass kMaxFramesPerPlan frames (one cuFFT execution; a longer signal is a chunk of its own) or
+// hold more than its share of the batch (ceil(signals / kStreams)), so that any batch of two or
+// more signals is pipelined and the buffers are bounded by the chunk, not the batch.
+std::vector<Chunk> make_chunks(const std::vector<MonoSignal>& signals) {
+  std::vector<int> active;
+  for (int i = 0; i < static_cast<int>(signals.size()); ++i)
+    if (shape_of(signals[static_cast<std::size_t>(i)].count).items > 0) active.push_back(i);
+  const std::size_t share = (active.size() + kStreams - 1) / kStreams;
+  std::vector<Chunk> chunks;
+  for (const int i : active) {
+    const MonoSignal& signal = signals[static_cast<std::size_t>(i)];
+    const Shape shape = shape_of(signal.count);
+    if (chunks.empty() || chunks.back().signals.size() >= share ||
+        chunks.back().frames + shape.frames > kMaxFramesPerPlan)
+      chunks.emplace_back();
+    Chunk& c = chunks.back();
+    c.signals.push_back(i);
+    c.samples += static_cast<long long>(signal.count);
+    c.frames += shape.frames;
+    c.rows += shape.rows;
+    c.items += shape.items;
+  }
+  return chunks;
+}
+
+// One stream's share of the pipeline. Everything here is used by `stream` only, so a buffer may
+// be rewritten or grown as soon as that stream is idle, whatever the other slot is doing.
+struct Slot {
+  Slot() : stream(kWhat), plan(kMaxFramesPerPlan, stream.get()) {}
+
+  Stream stream;  // declared before `plan`: the plan is bound to it and destroyed first
+  R2cPlan plan;
+  // The chunk as the kernels read it, staged in pinned memory and copied to the device in three
+  // transfers: its samples back to back; its long long layout (frame_start, then frame_offset,
+  // row_offset and item_offset, signal-relative like the samples); the owning signal of every
+  // row, then of every item.
+  PinnedBuffer<int16_t> h_pcm;
+  PinnedBuffer<long long> h_layout;
+  PinnedBuffer<int> h_owner;
+  PinnedBuffer<uint32_t> h_items;
+  DeviceArray<int16_t> d_pcm;
+  DeviceArray<long long> d_layout;
+  DeviceArray<int> d_owner;
+  DeviceArray<float> d_in;
+  DeviceArray<cufftComplex> d_spectrum;
+  DeviceArray<double> d_chroma;
+  DeviceArray<double> d_rows;
+  DeviceArray<double> d_image;
+  DeviceArray<uint32_t> d_items;
+  // The chunk whose items are queued for download into h_items, until they are read.
+  const Chunk* pending = nullptr;
+};
+
+// The per-device state of the CUDA twin: constants uploaded once, and kStreams slots whose
+// streams, plans and buffers are reused by every call. Calls on one device run one at a time
+// (mutex_); in the worker they already do, since one FingerprintBatcher per device runs one batch
+// at a time, so the lock only protects direct callers (tests, benchmarks). Calls on different
+// devices do not share anything.
+class FingerprintRunner {
+ public:
+  // Serves the calling thread's current device.
+  FingerprintRunner() {
+    const auto& tables = chromaprint_detail::tables();
+    // Bins of each band in ascending order: the CPU twin's summation order.
+    std::vector<int> band_bins;
+    std::vector<int> band_start(13, 0);
+    for (int b = 0; b < 12; ++b) {
+      band_start[static_cast<std::size_t>(b)] = static_cast<int>(band_bins.size());
+      for (int k = chromaprint_detail::kChromaBinLo; k < chromaprint_detail::kChromaBinHi; ++k)
+        if (tables.band[static_cast<std::size_t>(k)] == b) band_bins.push_back(k);
+    }
+    band_start[12] = static_cast<int>(band_bins.size());
+
+    DeviceClassifier classifiers[16];
+    for (int n = 0; n < 16; ++n) {
+      const auto& c = chromaprint_detail::kClassifiers[static_cast<size_t>(n)];
+      classifiers[n] = {c.type, c.y, c.h, c.w, c.t0, c.t1, c.t2};
+    }
+    // __constant__ memory is per device, so each device's runner fills its own copy.
+    YW_CUDA_CHECK(kWhat, cudaMemcpyToSymbol(c_classifiers, classifiers, sizeof(classifiers)));
+    YW_CUDA_CHECK(kWhat, cudaMemcpyToSymbol(c_filter, chromaprint_detail::kChromaFilter.data(),
+                                            sizeof(double) * 5));
+    window_.reserve(kFrame);
+    window_.upload(tables.window.data(), kFrame);
+    band_bins_.reserve(band_bins.size());
+    band_bins_.upload(band_bins.data(), band_bins.size());
+    band_start_.reserve(band_start.size());
+    band_start_.upload(band_start.data(), band_start.size());
+    // Those copies went through the legacy default stream, and a copy from pageable memory may
+    // return before its DMA lands; the slots' non-blocking streams are not ordered after it.
+    YW_CUDA_CHECK(kWhat, cudaDeviceSynchronize());
+  }
+
+  // Items of `signals` into `result` (one empty vector per signal on entry), chunk by chunk.
+  void run(const std::vector<MonoSignal>& signals, const std::vector<Chunk>& chunks,
+           std::vector<std::vector<std::uint32_t>>& result) {
+    std::lock_guard lock(mutex_);
+    try {
+      for (std::size_t c = 0; c < chunks.size(); ++c) {
+        Slot& slot = slots_[c % kStreams];
+        collect(slot, result);
+        stage(slot, chunks[c], signals);
+        enqueue(slot, chunks[c]);
+      }
+      for (Slot& slot : slots_)
+        collect(slot, result);
+    } catch (...) {
+      // Nothing may still be copying into buffers that are freed or reused. The buffers are
+      // freed so that the batcher's retry in halves (after an out-of-memory) starts from what it
+      // needs and memory that another user of the device holds can be given back in between.
+      for (Slot& slot : slots_) {
+        slot.stream.drain();
+        slot.pending = nullptr;
+        release(slot);
+      }
+      throw;
+    }
+  }
+
+ private:
+  // Waits for the slot's chunk and hands its items to their signals.
+  void collect(Slot& slot, std::vector<std::vector<std::uint32_t>>& result) {
+    if (!slot.pending) return;
+    slot.stream.synchronize(kWhat);
+    const Chunk& chunk = *slot.pending;
+    slot.pending = nullptr;
+    const std::size_t k = chunk.signals.size();
+    const long long* item_offset = slot.h_layout.get() + chunk.frames + 2 * (k + 1);
+    const uint32_t* items = slot.h_items.get();
+    for (std::size_t j = 0; j < k; ++j)
+      result[static_cast<std::size_t>(chunk.signals[j])].assign(items + item_offset[j],
+                                                                items + item_offset[j + 1]);
+  }
+
+  // Host side of a chunk, into pinned memory; runs while the other slot's chunk is on the device.
+  static void stage(Slot& slot, const Chunk& chunk, const std::vector<MonoSignal>& signals) {
+    const std::size_t k = chunk.signals.size();
+    int16_t* pcm = slot.h_pcm.reserve(kWhat, static_cast<std::size_t>(chunk.samples));
+    long long* frame_start =
+        slot.h_layout.reserve(kWhat, static_cast<std::size_t>(chunk.frames) + 3 * (k + 1));
+    long long* frame_offset = frame_start + chunk.frames;
+    long long* row_offset = frame_offset + (k + 1);
+    long long* item_offset = row_offset + (k + 1);
+    int* row_owner =
+        slot.h_owner.reserve(kWhat, static_cast<std::size_t>(chunk.rows + chunk.items));
+    int* item_owner = row_owner + chunk.rows;
+    slot.h_items.reserve(kWhat, static_cast<std::size_t>(chunk.items));
+
+    long long sample = 0;
+    frame_offset[0] = row_offset[0] = item_offset[0] = 0;
+    for (std::size_t j = 0; j < k; ++j) {
+      const MonoSignal& signal = signals[static_cast<std::size_t>(chunk.signals[j])];
+      const Shape shape = shape_of(signal.count);
+      std::copy_n(signal.samples, signal.count, pcm + sample);
+      for (long long f = 0; f < shape.frames; ++f)
+        frame_start[frame_offset[j] + f] = sample + f * kHop;
+      frame_offset[j + 1] = frame_offset[j] + shape.frames;
+      row_offset[j + 1] = row_offset[j] + shape.rows;
+      item_offset[j + 1] = item_offset[j] + shape.items;
+      std::fill(row_owner + row_offset[j], row_owner + row_offset[j + 1], static_cast<int>(j));
+      std::fill(item_owner + item_offset[j], item_owner + item_offset[j + 1], static_cast<int>(j));
+      sample += static_cast<long long>(signal.count);
+    }
+  }
+
+  // Device side of a chunk, all on the slot's stream: upload, the CPU twin's stages, download.
+  void enqueue(Slot& slot, const Chunk& chunk) {
+    const cudaStream_t stream = slot.stream.get();
+    const auto k = static_cast<long long>(chunk.signals.size());
+    const auto samples = static_cast<std::size_t>(chunk.samples);
+    const auto layout = static_cast<std::size_t>(chunk.frames + 3 * (k + 1));
+    const auto owners = static_cast<std::size_t>(chunk.rows + chunk.items);
+    const auto rows = static_cast<std::size_t>(chunk.rows) * 12;
+    slot.d_pcm.reserve(samples);
+    slot.d_layout.reserve(layout);
+    slot.d_owner.reserve(owners);
+    slot.d_in.reserve(static_cast<std::size_t>(kMaxFramesPerPlan) * kFrame);
+    slot.d_spectrum.reserve(static_cast<std::size_t>(kMaxFramesPerPlan) * kBins);
+    slot.d_chroma.reserve(static_cast<std::size_t>(chunk.frames) * 12);
+    slot.d_rows.reserve(rows);
+    slot.d_image.reserve(rows);
+    slot.d_items.reserve(static_cast<std::size_t>(chunk.items));
+
+    slot.d_pcm.upload_async(kWhat, slot.h_pcm.get(), 0, samples, stream);
+    slot.d_layout.upload_async(kWhat, slot.h_layout.get(), 0, layout, stream);
+    slot.d_owner.upload_async(kWhat, slot.h_owner.get(), 0, owners, stream);
+    const long long* frame_start = slot.d_layout.get();
+    const long long* frame_offset = frame_start + chunk.frames;
+    const long long* row_offset = frame_offset + (k + 1);
+    const long long* item_offset = row_offset + (k + 1);
+    const int* row_owner = slot.d_owner.get();
+    const int* item_owner = row_owner + chunk.rows;
+
+    for (long long first = 0; first < chunk.frames; first += kMaxFramesPerPlan) {
+      const int frames =
+          static_cast<int>(std::min<long long>(kMaxFramesPerPlan, chunk.frames - first));
+      window_kernel<<<blocks_for(static_cast<long long>(frames) * kFrame), kThreads, 0, stream>>>(
+          slot.d_pcm.get(), frame_start, first, frames, window_.get(), slot.d_in.get());
+      YW_CUDA_CHECK(kWhat, cudaGetLastError());
+      // A short chunk runs the full plan; the frames past `frames` are stale and unused.
+      YW_CUFFT_CHECK(kWhat, cufftExecR2C(slot.plan.get(), slot.d_in.get(), slot.d_spectrum.get()));
+      chroma_kernel<<<blocks_for(static_cast<long long>(frames) * 12), kThreads, 0, stream>>>(
+          slot.d_spectrum.get(), frames, first, band_bins_.get(), band_start_.get(),
+          slot.d_chroma.get());
+      YW_CUDA_CHECK(kWhat, cudaGetLastError());
+    }
+    rows_kernel<<<blocks_for(chunk.rows), kThreads, 0, stream>>>(
+        slot.d_chroma.get(), frame_offset, row_offset, row_owner, chunk.rows, slot.d_rows.get());
+    YW_CUDA_CHECK(kWhat, cudaGetLastError());
+    integral_kernel<<<blocks_for(k * 12), kThreads, 0, stream>>>(
+        slot.d_rows.get(), row_offset, static_cast<int>(k), slot.d_image.get());
+    YW_CUDA_CHECK(kWhat, cudaGetLastError());
+    classify_kernel<<<blocks_for(chunk.items), kThreads, 0, stream>>>(
+        slot.d_image.get(), row_offset, item_offset, item_owner, chunk.items, slot.d_items.get());
+    YW_CUDA_CHECK(kWhat, cudaGetLastError());
+    slot.d_items.download_async(kWhat, slot.h_items.get(), 0, static_cast<std::size_t>(chunk.items),
+                                stream);
+    slot.pending = &chunk;
+  }
+
+  static void release(Slot& slot) noexcept {
+    slot.h_pcm.release();
+    slot.h_layout.release();
+    slot.h_owner.release();
+    slot.h_items.release();
+    slot.d_pcm.release();
+    slot.d_layout.release();
+    slot.d_owner.release();
+    slot.d_in.release();
+    slot.d_spectrum.release();
+    slot.d_chroma.release();
+    slot.d_rows.release();
+    slot.d_image.release();
+    slot.d_items.release();
+  }
+
+  std::mutex mutex_;
+  DeviceArray<float> window_;
+  DeviceArray<int> band_bins_;
+  DeviceArray<int> band_start_;
+  std::array<Slot, kStreams> slots_;
+};
+
+// The runner of `device`, created on first use (the calling thread's current device must be
+// `device`). A runner that fails to build is not kept, so a later call tries again. The registry
+// is never destroyed: at exit the CUDA runtime may be torn down before static destructors run,
+// and freeing streams, plans and pinned memory then can fail or crash; the OS reclaims them.
+FingerprintRunner& runner_for(int device) {
+  static std::mutex mutex;
+  static auto* runners = new std::map<int, std::unique_ptr<FingerprintRunner>>();
+  std::lock_guard lock(mutex);
+  auto& runner = (*runners)[device];
+  if (!runner) runner = std::make_unique<FingerprintRunner>();
+  return *runner;
+}
+
 }  // namespace
 
 std::vector<std::vector<std::uint32_t>> fingerprint_batch_cuda(
     const std::vector<MonoSignal>& signals, int device) {
   YW_CUDA_CHECK(kWhat, cudaSetDevice(device));
-  const int count = static_cast<int>(signals.size());
   std::vector<std::vector<std::uint32_t>> result(signals.size());
-
-  // Layout: frames, rows (frames - 4) and items (rows - 15) of every signal, back to back.
-  std::vector<long long> sample_offset(signals.size() + 1, 0);
-  std::vector<long long> frame_offset(signals.size() + 1, 0);
-  std::vector<long long> row_offset(signals.size() + 1, 0);
-  std::vector<long long> item_offset(signals.size() + 1, 0);
-  for (int i = 0; i < count; ++i) {
-    const long long n = static_cast<long long>(signals[i].count);
-    const long long frames = n < kFrame ? 0 : (n - kFrame) / kHop + 1;
-    const long long rows = std::max(frames - 4, 0LL);
-    const long long items = std::max(rows - 15, 0LL);
-    sample_offset[i + 1] = sample_offset[i] + n;
-    frame_offset[i + 1] = frame_offset[i] + frames;
-    row_offset[i + 1] = row_offset[i] + rows;
-    item_offset[i + 1] = item_offset[i] + items;
-  }
-  const long long total_frames = frame_offset[count];
-  const long long total_rows = row_offset[count];
-  const long long total_items = item_offset[count];
-  if (total_items == 0) return result;
-
-  std::vector<int16_t> pcm(static_cast<size_t>(sample_offset[count]));
-  std::vector<long long> frame_start(static_cast<size_t>(total_frames));
-  std::vector<int> row_signal(static_cast<size_t>(total_rows));
-  std::vector<int> item_signal(static_cast<size_t>(total_items));
-  for (int i = 0; i < count; ++i) {
-    std::copy_n(signals[i].samples, signals[i].count, pcm.begin() + sample_offset[i]);
-    for (long long f = frame_offset[i]; f < frame_offset[i + 1]; ++f)
-      frame_start[static_cast<size_t>(f)] = sample_offset[i] + (f - frame_offset[i]) * kHop;
-    std::fill(row_signal.begin() + row_offset[i], row_signal.begin() + row_offset[i + 1], i);
-    std::fill(item_signal.begin() + item_offset[i], item_signal.begin() + item_offset[i + 1], i);
-  }
-
-  // Bins of each band in ascending order: the CPU twin's summation order.
-  const auto& tables = chromaprint_detail::tables();
-  std::vector<int> band_bins;
-  std::vector<int> band_start(13, 0);
-  for (int b = 0; b < 12; ++b) {
-    band_start[b] = static_cast<int>(band_bins.size());
-    for (int k = chromaprint_detail::kChromaBinLo; k < chromaprint_detail::kChromaBinHi; ++k)
-      if (tables.band[static_cast<size_t>(k)] == b) band_bins.push_back(k);
-  }
-  band_start[12] = static_cast<int>(band_bins.size());
-
-  DeviceClassifier classifiers[16];
-  for (int n = 0; n < 16; ++n) {
-    const auto& c = chromaprint_detail::kClassifiers[static_cast<size_t>(n)];
-    classifiers[n] = {c.type, c.y, c.h, c.w, c.t0, c.t1, c.t2};
-  }
-  YW_CUDA_CHECK(kWhat, cudaMemcpyToSymbol(c_classifiers, classifiers, sizeof(classifiers)));
-  YW_CUDA_CHECK(kWhat, cudaMemcpyToSymbol(c_filter, chromaprint_detail::kChromaFilter.data(),
-                                          sizeof(double) * 5));
-
-  DeviceArray<int16_t> d_pcm(pcm.size());
-  d_pcm.upload(pcm.data(), pcm.size());
-  DeviceArray<long long> d_frame_start(frame_start.size());
-  d_frame_start.upload(frame_start.data(), frame_start.size());
-  DeviceArray<float> d_window(kFrame);
-  d_window.upload(tables.window.data(), kFrame);
-  DeviceArray<int> d_band_bins(band_bins.size());
-  d_band_bins.upload(band_bins.data(), band_bins.size());
-  DeviceArray<int> d_band_start(band_start.size());
-  d_band_start.upload(band_start.data(), band_start.size());
-
-  const int plan_frames = static_cast<int>(std::min<long long>(total_frames, kMaxFramesPerPlan));
-  DeviceArray<float> d_in(static_cast<size_t>(plan_frames) * kFrame);
-  DeviceArray<cufftComplex> d_spectrum(static_cast<size_t>(plan_frames) * kBins);
-  DeviceArray<double> d_chroma(static_cast<size_t>(total_frames) * 12);
-  {
-    R2cPlan plan(plan_frames);
-    for (long long first = 0; first < total_frames; first += plan_frames) {
-      const int frames = static_cast<int>(std::min<long long>(plan_frames, total_frames - first));
-      window_kernel<<<blocks_for(static_cast<long long>(frames) * kFrame), kThreads>>>(
-          d_pcm.get(), d_frame_start.get(), first, frames, d_window.get(), d_in.get());
-      YW_CUDA_CHECK(kWhat, cudaGetLastError());
-      // A short last chunk runs the full plan; the frames past `frames` are stale and unused.
-      YW_CUFFT_CHECK(kWhat, cufftExecR2C(plan.get(), d_in.get(), d_spectrum.get()));
-      chroma_kernel<<<blocks_for(static_cast<long long>(frames) * 12), kThreads>>>(
-          d_spectrum.get(), frames, first, d_band_bins.get(), d_band_start.get(), d_chroma.get());
-      YW_CUDA_CHECK(kWhat, cudaGetLastError());
-    }
-  }
-
-  DeviceArray<long long> d_frame_offset(frame_offset.size());
-  d_frame_offset.upload(frame_offset.data(), frame_offset.size());
-  DeviceArray<long long> d_row_offset(row_offset.size());
-  d_row_offset.upload(row_offset.data(), row_offset.size());
-  DeviceArray<long long> d_item_offset(item_offset.size());
-  d_item_offset.upload(item_offset.data(), item_offset.size());
-  DeviceArray<int> d_row_signal(row_signal.size());
-  d_row_signal.upload(row_signal.data(), row_signal.size());
-  DeviceArray<int> d_item_signal(item_signal.size());
-  d_item_signal.upload(item_signal.data(), item_signal.size());
-  DeviceArray<double> d_rows(static_cast<size_t>(total_rows) * 12);
-  DeviceArray<double> d_image(static_cast<size_t>(total_rows) * 12);
-  DeviceArray<uint32_t> d_items(static_cast<size_t>(total_items));
-
-  rows_kernel<<<blocks_for(total_rows), kThreads>>>(d_chroma.get(), d_frame_offset.get(),
-                                                    d_row_offset.get(), d_row_signal.get(),
-                                                    total_rows, d_rows.get());
-  YW_CUDA_CHECK(kWhat, cudaGetLastError());
-  integral_kernel<<<blocks_for(count * 12LL), kThreads>>>(d_rows.get(), d_row_offset.get(), count,
-                                                          d_image.get());
-  YW_CUDA_CHECK(kWhat, cudaGetLastError());
-  classify_kernel<<<blocks_for(total_items), kThreads>>>(d_image.get(), d_row_offset.get(),
-                                                         d_item_offset.get(), d_item_signal.get(),
-                                                         total_items, d_items.get());
-  YW_CUDA_CHECK(kWhat, cudaGetLastError());
-  std::vector<uint32_t> items(static_cast<size_t>(total_items));
-  d_items.download(items.data(), items.size());
-  for (int i = 0; i < count; ++i)
-    result[static_cast<size_t>(i)].assign(items.begin() + item_offset[i],
-                                          items.begin() + item_offset[i + 1]);
+  const std::vector<Chunk> chunks = make_chunks(signals);
+  if (!chunks.empty()) runner_for(device).run(signals, chunks, result);
   return result;
 }
 

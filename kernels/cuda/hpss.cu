@@ -5,6 +5,10 @@
 #include <cufft.h>
 
 #include <algorithm>
+#include <array>
+#include <map>
+#include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -18,19 +22,28 @@ namespace yw {
 namespace {
 
 using cuda::DeviceArray;
+using cuda::Event;
+using cuda::PinnedBuffer;
+using cuda::Stream;
 constexpr const char* kWhat = "hpss on cuda";
 
 constexpr int kMaxMedian = 63;
 constexpr int kThreads = 256;
 
+// Executes on `stream` only.
 class FftPlan {
  public:
-  FftPlan(int n_fft, int batch, cufftType type) {
+  FftPlan(int n_fft, int batch, cufftType type, cudaStream_t stream) {
     int n[1] = {n_fft};
     const int bins = n_fft / 2 + 1;
     const bool r2c = type == CUFFT_R2C;
     YW_CUFFT_CHECK(kWhat, cufftPlanMany(&plan_, 1, n, nullptr, 1, r2c ? n_fft : bins, nullptr, 1,
                                         r2c ? bins : n_fft, type, batch));
+    const cufftResult set = cufftSetStream(plan_, stream);
+    if (set != CUFFT_SUCCESS) {
+      cufftDestroy(plan_);
+      YW_CUFFT_CHECK(kWhat, set);
+    }
   }
   ~FftPlan() { cufftDestroy(plan_); }
   FftPlan(const FftPlan&) = delete;
@@ -146,10 +159,13 @@ __global__ void overlap_add_kernel(const float* frames, long long a, long long r
   y[s] += acc;
 }
 
-__global__ void normalise_kernel(float* y, long long n, long long frames, int n_fft, int hop,
-                                 const float* window) {
-  const long long s = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x;
-  if (s >= n) return;
+// Samples [s0, s0 + count) of y, each on its own: normalising a range gives the same values as
+// normalising the whole signal at once.
+__global__ void normalise_kernel(float* y, long long s0, long long count, long long frames,
+                                 int n_fft, int hop, const float* window) {
+  const long long i = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x;
+  if (i >= count) return;
+  const long long s = s0 + i;
   long long f_lo = s - n_fft / 2 + 1 <= 0 ? 0 : (s - n_fft / 2 + 1 + hop - 1) / hop;
   long long f_hi = (s + n_fft / 2) / hop;
   if (f_hi > frames - 1) f_hi = frames - 1;
@@ -161,6 +177,67 @@ __global__ void normalise_kernel(float* y, long long n, long long frames, int n_
   y[s] /= sum;
 }
 
+// The per-device state of the HPSS twin: three non-blocking streams (kernels, uploads,
+// downloads, so that both copy directions run beside the kernels) and pinned staging buffers,
+// reused by every call. The signal's device buffers and the plans stay per call, sized to it.
+//
+// Within a call the signal moves in pieces: block k's kernels wait only for the samples they read
+// (uploaded while block k-1 computes), and the samples that no later frame reaches are
+// normalised and downloaded while block k+1 computes. Staging is double-buffered, pieces 0, 2, 4
+// in one buffer and 1, 3, 5 in the other, so a buffer is rewritten only after the piece before
+// last has left it.
+struct HpssRunner {
+  HpssRunner()
+      : compute(kWhat),
+        upload(kWhat),
+        download(kWhat),
+        uploaded{Event(kWhat), Event(kWhat)},
+        computed(kWhat),
+        downloaded{Event(kWhat), Event(kWhat)} {}
+
+  // For a call that unwinds, and to end every call: nothing queued may outlive the call's device
+  // buffers or still use the staging buffers when the next call rewrites them.
+  void drain() noexcept {
+    compute.drain();
+    upload.drain();
+    download.drain();
+  }
+
+  // Calls on the device run one at a time: they share the streams and the staging buffers.
+  std::mutex mutex;
+  Stream compute;
+  Stream upload;
+  Stream download;
+  std::array<Event, 2> uploaded;    // per staging buffer: its last piece is on the device
+  Event computed;                   // the latest normalised range is final
+  std::array<Event, 2> downloaded;  // per staging buffer: its last piece is in host memory
+  PinnedBuffer<float> window;
+  std::array<PinnedBuffer<float>, 2> x;
+  std::array<PinnedBuffer<float>, 2> harmonic;
+  std::array<PinnedBuffer<float>, 2> percussive;
+};
+
+// The runner of `device`, created on first use while `device` is current; never destroyed, for
+// the reason given at fingerprint.cu's runner_for (the CUDA runtime may be gone at exit).
+HpssRunner& runner_for(int device) {
+  static std::mutex mutex;
+  static auto* runners = new std::map<int, std::unique_ptr<HpssRunner>>();
+  std::lock_guard lock(mutex);
+  auto& runner = (*runners)[device];
+  if (!runner) runner = std::make_unique<HpssRunner>();
+  return *runner;
+}
+
+struct DrainOnExit {
+  HpssRunner& runner;
+  ~DrainOnExit() { runner.drain(); }
+};
+
+// A range of samples in flight through one staging buffer.
+struct Piece {
+  long long from = 0, count = 0;
+};
+
 }  // namespace
 
 void hpss_cuda(const HpssConfig& cfg, const float* x, int64_t n, float* harmonic, float* percussive,
@@ -170,6 +247,9 @@ void hpss_cuda(const HpssConfig& cfg, const float* x, int64_t n, float* harmonic
   YW_CHECK(cfg.harmonic_frames <= kMaxMedian && cfg.percussive_bins <= kMaxMedian,
            "hpss on cuda: median lengths above {} are not supported", kMaxMedian);
   YW_CUDA_CHECK(kWhat, cudaSetDevice(device));
+  HpssRunner& runner = runner_for(device);
+  std::lock_guard lock(runner.mutex);
+  const cudaStream_t compute = runner.compute.get();
 
   const int n_fft = cfg.stft.n_fft, hop = cfg.stft.hop;
   const long long frames = stft_frame_count(cfg.stft, n);
@@ -189,55 +269,108 @@ void hpss_cuda(const HpssConfig& cfg, const float* x, int64_t n, float* harmonic
   DeviceArray<cufftComplex> d_hspec(static_cast<size_t>(block * bins)),
       d_pspec(static_cast<size_t>(block * bins));
   DeviceArray<float> d_out(static_cast<size_t>(block * n_fft));
-  FftPlan r2c(n_fft, static_cast<int>(ctx_rows), CUFFT_R2C);
-  FftPlan c2r(n_fft, static_cast<int>(block), CUFFT_C2R);
+  FftPlan r2c(n_fft, static_cast<int>(ctx_rows), CUFFT_R2C, compute);
+  FftPlan c2r(n_fft, static_cast<int>(block), CUFFT_C2R, compute);
+  // Declared after every buffer, so it runs before they are freed.
+  const DrainOnExit drain{runner};
 
-  YW_CUDA_CHECK(kWhat, cudaMemcpy(d_x.get(), x, static_cast<size_t>(n) * sizeof(float),
-                                  cudaMemcpyHostToDevice));
-  YW_CUDA_CHECK(kWhat, cudaMemset(d_h.get(), 0, static_cast<size_t>(n) * sizeof(float)));
-  YW_CUDA_CHECK(kWhat, cudaMemset(d_p.get(), 0, static_cast<size_t>(n) * sizeof(float)));
   const std::vector<float> window = hann_window(n_fft);  // the CPU twin's exact window
-  YW_CUDA_CHECK(
-      kWhat, cudaMemcpy(d_window.get(), window.data(), static_cast<size_t>(n_fft) * sizeof(float),
-                        cudaMemcpyHostToDevice));
+  std::copy(window.begin(), window.end(), runner.window.reserve(kWhat, window.size()));
+  d_window.upload_async(kWhat, runner.window.get(), 0, window.size(), compute);
+  YW_CUDA_CHECK(kWhat,
+                cudaMemsetAsync(d_h.get(), 0, static_cast<size_t>(n) * sizeof(float), compute));
+  YW_CUDA_CHECK(kWhat,
+                cudaMemsetAsync(d_p.get(), 0, static_cast<size_t>(n) * sizeof(float), compute));
+
+  long long uploaded_to = 0;  // samples [0, uploaded_to) are queued for upload
+  long long final_from = 0;   // samples [0, final_from) are normalised and queued for download
+  int ups = 0, downs = 0;     // pieces queued so far, each way
+  std::array<Piece, 2> down_piece;
+  // Copies a downloaded piece out of its staging buffer into the caller's stems.
+  auto collect = [&](int piece) {
+    const int buf = piece % 2;
+    const Piece& p = down_piece[static_cast<size_t>(buf)];
+    runner.downloaded[static_cast<size_t>(buf)].synchronize(kWhat);
+    std::copy_n(runner.harmonic[static_cast<size_t>(buf)].get(), p.count, harmonic + p.from);
+    std::copy_n(runner.percussive[static_cast<size_t>(buf)].get(), p.count, percussive + p.from);
+  };
 
   for (long long a = 0; a < frames; a += block) {
     const long long b = std::min(frames, a + block);
     const long long rows = b - a;
     const long long ca = std::max(0LL, a - hh);
     const long long cb = std::min(frames, b + hh);
+
+    // frame_kernel reads ctx_rows frames from ca, so up to this sample (exclusive).
+    const long long need = std::min<long long>(n, (ca + ctx_rows - 1) * hop + n_fft / 2);
+    if (need > uploaded_to) {
+      const auto buf = static_cast<size_t>(ups % 2);
+      if (ups >= 2) runner.uploaded[buf].synchronize(kWhat);
+      const auto count = static_cast<size_t>(need - uploaded_to);
+      float* staged = runner.x[buf].reserve(kWhat, count);
+      std::copy_n(x + uploaded_to, count, staged);
+      d_x.upload_async(kWhat, staged, static_cast<size_t>(uploaded_to), count, runner.upload.get());
+      runner.uploaded[buf].record(kWhat, runner.upload.get());
+      // The upload stream runs in order, so this also covers every earlier piece.
+      runner.uploaded[buf].make_wait(kWhat, compute);
+      uploaded_to = need;
+      ++ups;
+    }
+
     // The plan always transforms ctx_rows frames; rows past cb are computed and ignored.
-    frame_kernel<<<blocks_for(ctx_rows * n_fft), kThreads>>>(d_x.get(), n, ca, ctx_rows, n_fft, hop,
-                                                             d_window.get(), d_frames.get());
+    frame_kernel<<<blocks_for(ctx_rows * n_fft), kThreads, 0, compute>>>(
+        d_x.get(), n, ca, ctx_rows, n_fft, hop, d_window.get(), d_frames.get());
     YW_CUFFT_CHECK(kWhat, cufftExecR2C(r2c.get(), d_frames.get(), d_spec.get()));
-    magnitude_kernel<<<blocks_for((cb - ca) * bins), kThreads>>>(d_spec.get(), (cb - ca) * bins,
-                                                                 d_mag.get());
-    harmonic_median_kernel<<<blocks_for(rows * bins), kThreads>>>(d_mag.get(), frames, ca, a, rows,
-                                                                  bins, hh, d_hmed.get());
-    percussive_median_kernel<<<blocks_for(rows * bins), kThreads>>>(d_mag.get(), ca, a, rows, bins,
-                                                                    hp, d_pmed.get());
-    mask_kernel<<<blocks_for(rows * bins), kThreads>>>(d_spec.get() + (a - ca) * bins, d_hmed.get(),
-                                                       d_pmed.get(), rows * bins, bins, cfg.power,
-                                                       d_hspec.get(), d_pspec.get());
+    magnitude_kernel<<<blocks_for((cb - ca) * bins), kThreads, 0, compute>>>(
+        d_spec.get(), (cb - ca) * bins, d_mag.get());
+    harmonic_median_kernel<<<blocks_for(rows * bins), kThreads, 0, compute>>>(
+        d_mag.get(), frames, ca, a, rows, bins, hh, d_hmed.get());
+    percussive_median_kernel<<<blocks_for(rows * bins), kThreads, 0, compute>>>(
+        d_mag.get(), ca, a, rows, bins, hp, d_pmed.get());
+    mask_kernel<<<blocks_for(rows * bins), kThreads, 0, compute>>>(
+        d_spec.get() + (a - ca) * bins, d_hmed.get(), d_pmed.get(), rows * bins, bins, cfg.power,
+        d_hspec.get(), d_pspec.get());
     const long long s0 = a * hop - n_fft / 2;
     const long long span = (rows - 1) * hop + n_fft;
     for (int stem = 0; stem < 2; ++stem) {
       // Rows past `rows` hold stale spectra; their output is never read by the overlap-add.
       YW_CUFFT_CHECK(
           kWhat, cufftExecC2R(c2r.get(), stem == 0 ? d_hspec.get() : d_pspec.get(), d_out.get()));
-      overlap_add_kernel<<<blocks_for(span), kThreads>>>(d_out.get(), a, rows, n_fft, hop,
-                                                         d_window.get(), s0, span, n,
-                                                         stem == 0 ? d_h.get() : d_p.get());
+      overlap_add_kernel<<<blocks_for(span), kThreads, 0, compute>>>(
+          d_out.get(), a, rows, n_fft, hop, d_window.get(), s0, span, n,
+          stem == 0 ? d_h.get() : d_p.get());
     }
     YW_CUDA_CHECK(kWhat, cudaGetLastError());
+
+    // Frames from b on start at sample b * hop - n_fft / 2, so every sample before it has all of
+    // its overlap-adds; later blocks never write it again.
+    const long long final_to = b == frames ? n : std::clamp<long long>(b * hop - n_fft / 2, 0, n);
+    if (final_to > final_from) {
+      const long long count = final_to - final_from;
+      normalise_kernel<<<blocks_for(count), kThreads, 0, compute>>>(
+          d_h.get(), final_from, count, frames, n_fft, hop, d_window.get());
+      normalise_kernel<<<blocks_for(count), kThreads, 0, compute>>>(
+          d_p.get(), final_from, count, frames, n_fft, hop, d_window.get());
+      YW_CUDA_CHECK(kWhat, cudaGetLastError());
+      runner.computed.record(kWhat, compute);
+      runner.computed.make_wait(kWhat, runner.download.get());
+      // The buffer's previous piece (downs - 2) was collected in an earlier iteration.
+      const auto buf = static_cast<size_t>(downs % 2);
+      const auto ucount = static_cast<size_t>(count);
+      const auto from = static_cast<size_t>(final_from);
+      d_h.download_async(kWhat, runner.harmonic[buf].reserve(kWhat, ucount), from, ucount,
+                         runner.download.get());
+      d_p.download_async(kWhat, runner.percussive[buf].reserve(kWhat, ucount), from, ucount,
+                         runner.download.get());
+      runner.downloaded[buf].record(kWhat, runner.download.get());
+      down_piece[buf] = {final_from, count};
+      // The previous piece's host copy overlaps this block's download and the next block.
+      if (downs >= 1) collect(downs - 1);
+      final_from = final_to;
+      ++downs;
+    }
   }
-  normalise_kernel<<<blocks_for(n), kThreads>>>(d_h.get(), n, frames, n_fft, hop, d_window.get());
-  normalise_kernel<<<blocks_for(n), kThreads>>>(d_p.get(), n, frames, n_fft, hop, d_window.get());
-  YW_CUDA_CHECK(kWhat, cudaGetLastError());
-  YW_CUDA_CHECK(kWhat, cudaMemcpy(harmonic, d_h.get(), static_cast<size_t>(n) * sizeof(float),
-                                  cudaMemcpyDeviceToHost));
-  YW_CUDA_CHECK(kWhat, cudaMemcpy(percussive, d_p.get(), static_cast<size_t>(n) * sizeof(float),
-                                  cudaMemcpyDeviceToHost));
+  if (downs >= 1) collect(downs - 1);  // the last block always ends one, as final_to is n there
 }
 
 }  // namespace yw

@@ -3,9 +3,16 @@
 #include <ATen/Parallel.h>
 #include <torch/cuda.h>
 #include <torch/script.h>
+// Only a CUDA build of libtorch ships c10_cuda (models/CMakeLists.txt defines this when it finds
+// it); Debian's CPU libtorch has the headers but not the library.
+#if defined(YW_TORCH_CUDA)
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+#endif
 
 #include <algorithm>
 #include <cstring>
+#include <optional>
 #include <set>
 #include <string>
 
@@ -27,6 +34,49 @@ struct OpenFailure {
   TorchOpenError kind;
   std::string message;
 };
+
+// Where a model's CUDA work is queued. run(fn) runs fn with it current and returns once all the
+// work fn queued has finished, so host memory fn copied into is then safe to read.
+//
+// With a CUDA libtorch it is the model's own stream from libtorch's pool, so the model's copies
+// and kernels are not serialised with whatever else is queued on the device's default stream.
+// The weights were copied and the contract probed on the
+// default stream, which a pool stream does not wait for, hence the one device synchronisation at
+// construction. With a CPU libtorch (no c10_cuda) the constructor refuses CUDA devices, so this
+// stand-in, which synchronises the whole device, is compiled but never used.
+#if defined(YW_TORCH_CUDA)
+class ModelStream {
+ public:
+  explicit ModelStream(const torch::Device& device)
+      : stream_(c10::cuda::getStreamFromPool(/*isHighPriority=*/false, device.index())) {
+    torch::cuda::synchronize(device.index());
+  }
+  template <typename Fn>
+  void run(Fn&& fn) const {
+    {
+      const c10::cuda::CUDAStreamGuard current(stream_);
+      fn();
+    }
+    stream_.synchronize();
+  }
+
+ private:
+  c10::cuda::CUDAStream stream_;
+};
+#else
+class ModelStream {
+ public:
+  explicit ModelStream(const torch::Device& device) : index_(device.index()) {}
+  template <typename Fn>
+  void run(Fn&& fn) const {
+    fn();
+    torch::cuda::synchronize(index_);
+  }
+
+ private:
+  int64_t index_;
+};
+#endif
 
 class TorchModel final : public SegmentModel {
  public:
@@ -53,6 +103,7 @@ class TorchModel final : public SegmentModel {
     }
     module_.eval();
     check_contract();
+    if (device_.is_cuda()) stream_.emplace(device_);
   }
 
   const ModelInfo& info() const override { return info_; }
@@ -62,16 +113,20 @@ class TorchModel final : public SegmentModel {
     // separator's runner thread, not the thread that loaded the model.
     if (at::get_num_threads() != threads_) at::set_num_threads(threads_);
     torch::InferenceMode guard;
-    const int64_t c = info_.channels;
-    const auto s = static_cast<int64_t>(info_.sources.size());
     try {
-      auto x =
-          torch::from_blob(const_cast<float*>(in), {batch, c, length}, torch::kFloat32).to(device_);
-      auto y = run(x);
-      check_output(y, batch, length);
-      y = y.to(torch::kCPU, torch::kFloat32).contiguous();
-      std::memcpy(out, y.data_ptr<float>(),
-                  static_cast<size_t>(batch * s * c * length) * sizeof(float));
+      if (device_.is_cuda()) {
+        forward_cuda(in, batch, length, out);
+      } else {
+        const int64_t c = info_.channels;
+        const auto s = static_cast<int64_t>(info_.sources.size());
+        auto x = torch::from_blob(const_cast<float*>(in), {batch, c, length}, torch::kFloat32)
+                     .to(device_);
+        auto y = run(x);
+        check_output(y, batch, length);
+        y = y.to(torch::kCPU, torch::kFloat32).contiguous();
+        std::memcpy(out, y.data_ptr<float>(),
+                    static_cast<size_t>(batch * s * c * length) * sizeof(float));
+      }
     } catch (const c10::Error& e) {
       YW_THROW("model {}: forward failed: {}", path_, first_line(e.what_without_backtrace()));
     } catch (const std::runtime_error& e) {
@@ -80,6 +135,32 @@ class TorchModel final : public SegmentModel {
   }
 
  private:
+  // Both copies go through pinned host tensors: from pageable memory the driver stages the copy
+  // itself and blocks the host, from pinned memory it is a DMA queued on the stream
+  // (non_blocking). libtorch's pinned allocator caches its blocks and does not hand one out again
+  // while a copy queued on it is pending, so allocating them per call does not pin memory per
+  // call once the batch shapes have been seen.
+  void forward_cuda(const float* in, int batch, int64_t length, float* out) {
+    const int64_t c = info_.channels;
+    const auto s = static_cast<int64_t>(info_.sources.size());
+    const auto pinned = torch::TensorOptions().dtype(torch::kFloat32).pinned_memory(true);
+    torch::Tensor host_out;
+    stream_->run([&] {
+      auto host_in = torch::empty({batch, c, length}, pinned);
+      std::memcpy(host_in.data_ptr<float>(), in,
+                  static_cast<size_t>(batch * c * length) * sizeof(float));
+      auto y = run(host_in.to(device_, torch::kFloat32, /*non_blocking=*/true));
+      check_output(y, batch, length);
+      // A float32 contiguous result makes the copy back one DMA; a model that returns another
+      // dtype or layout is converted on the device first.
+      y = y.to(torch::kFloat32).contiguous();
+      host_out = torch::empty({batch, s, c, length}, pinned);
+      host_out.copy_(y, /*non_blocking=*/true);
+    });
+    std::memcpy(out, host_out.data_ptr<float>(),
+                static_cast<size_t>(batch * s * c * length) * sizeof(float));
+  }
+
   torch::Tensor run(const torch::Tensor& x) {
     auto r = module_.forward({x});
     if (!r.isTensor())
@@ -164,6 +245,7 @@ class TorchModel final : public SegmentModel {
 
   std::string path_;
   torch::Device device_;
+  std::optional<ModelStream> stream_;  // set for a CUDA device
   torch::jit::Module module_;
   ModelInfo info_;
   int threads_ = 1;
