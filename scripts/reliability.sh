@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # The reliability suite alone (ctest label `reliability`; scripts/test.sh runs it with the rest):
 # real worker processes against a real PostgreSQL, each test asserting the database's final state.
+# Bad inputs, a full disk, SIGTERM and kill -9 mid-batch, a 20,000-job soak across two workers, and
+# PostgreSQL stopped for 20 s under load (that test starts and restarts a private cluster of its
+# own, so the server started here is never stopped under the other tests).
 #   scripts/reliability.sh [BUILD_DIR]     (default: build/test-cpu, else build/dev)
 # Needs root for the full-disk test (it mounts a small tmpfs).
 set -euo pipefail

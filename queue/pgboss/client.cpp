@@ -205,6 +205,11 @@ std::vector<std::string> insert_with(pqxx::transaction_base& tx, const std::stri
 
 bool is_connection_error(const std::exception& e) {
   if (dynamic_cast<const pqxx::broken_connection*>(&e) != nullptr) return true;
+  // A COMMIT whose connection died before its answer (pqxx::work's commit() throws this, not
+  // broken_connection). Every transaction here is safe to repeat: settles are fenced (a repeated
+  // completion changes nothing, so its child jobs are not sent twice), queue creation and the
+  // sweeps are idempotent.
+  if (dynamic_cast<const pqxx::in_doubt_error*>(&e) != nullptr) return true;
   if (const auto* err = dynamic_cast<const Error*>(&e)) {
     return std::strncmp(err->what(), "database connection lost", 24) == 0;
   }

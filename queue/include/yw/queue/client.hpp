@@ -23,8 +23,8 @@
 
 namespace yw::queue {
 
-// True for a dropped or unreachable server (pqxx::broken_connection, SQLSTATE classes 08 and
-// 57P0x): worth retrying on a fresh connection.
+// True for a dropped or unreachable server (pqxx::broken_connection, a commit left in doubt by a
+// lost connection, SQLSTATE classes 08 and 57P0x): worth retrying on a fresh connection.
 bool is_connection_error(const std::exception& e);
 
 // Child jobs sent in the same transaction as a completion: {queue, job}.
