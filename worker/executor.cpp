@@ -55,6 +55,12 @@ struct QueueLoop {
   int unsettled = 0;  // outcomes not yet written back
   bool wake = false;
   int workers_alive = 0;
+  // Worker threads parked on work_cv, and whether one of them has been signalled and not yet
+  // run. At most one wake is in flight: a woken worker takes a job and passes the wake on while
+  // jobs are left, so threads join at the rate the queue needs instead of one futex round trip
+  // per job (short jobs are drained by the threads already awake).
+  int idle_workers = 0;
+  bool waking = false;
   std::vector<std::thread> workers;
   std::vector<std::thread> fetchers;
   std::vector<std::thread> settlers;
@@ -138,22 +144,58 @@ struct Executor::Impl {
     }
   }
 
+  // Settle loops sleep only while `outcomes` is empty, so the push that makes it non-empty is
+  // the only one that must signal. Caller holds loop.m.
+  static void add_outcome(QueueLoop& loop, Outcome o) {
+    const bool was_empty = loop.outcomes.empty();
+    loop.outcomes.push_back(std::move(o));
+    if (was_empty) loop.settle_cv.notify_one();
+  }
+
+  // Fetch loops wait for a free slot only when every slot was taken, so only the release that
+  // ends that state signals them. Caller holds loop.m.
+  static void release_slots(QueueLoop& loop, int n) {
+    const bool was_full = loop.busy >= loop.concurrency;
+    loop.busy -= n;
+    if (was_full && n > 0) loop.fetch_cv.notify_all();
+  }
+
+  // Gets one more worker going when jobs are waiting and no wake is already on its way: a
+  // parked one if any, else a new thread while the loop has fewer than `concurrency`. Threads
+  // are started on demand, so a worker sized for 2,000 slow jobs does not pay for 2,000 threads
+  // while it drains short ones. Caller holds loop.m.
+  void wake_worker(QueueLoop& loop) {
+    if (loop.pending.empty() || loop.waking) return;
+    if (loop.idle_workers > 0) {
+      loop.waking = true;
+      loop.work_cv.notify_one();
+      return;
+    }
+    if (workers_stop || loop.workers_alive >= loop.concurrency) return;
+    try {
+      loop.workers.emplace_back([this, &loop] { worker_loop(loop); });
+    } catch (const std::system_error& e) {
+      // Out of threads: the ones running take the jobs in turn.
+      log(LogLevel::error, "executor", "cannot start a worker thread",
+          {field("queue", loop.name), field("workers", loop.workers_alive),
+           field("error", e.what())});
+      return;
+    }
+    loop.waking = true;
+    ++loop.workers_alive;
+  }
+
   // `frees_slot`: the handler is done with the job, so its concurrency slot is free again.
   void push_outcome(QueueLoop& loop, Outcome o, bool frees_slot) {
     std::lock_guard lock(loop.m);
-    loop.outcomes.push_back(std::move(o));
+    add_outcome(loop, std::move(o));
     ++loop.unsettled;
-    loop.settle_cv.notify_one();
-    if (frees_slot) {
-      --loop.busy;
-      loop.fetch_cv.notify_all();
-    }
+    if (frees_slot) release_slots(loop, 1);
   }
 
   void free_slot(QueueLoop& loop) {
     std::lock_guard lock(loop.m);
-    --loop.busy;
-    loop.fetch_cv.notify_all();
+    release_slots(loop, 1);
   }
 
   // Moves plain completions (no children) waiting in `loop.outcomes` into `out`, so the next
@@ -208,10 +250,9 @@ struct Executor::Impl {
           for (auto& c : completions) {
             Outcome o;
             o.settle = std::move(c);
-            loop.outcomes.push_back(std::move(o));
+            add_outcome(loop, std::move(o));
           }
           completions.clear();
-          loop.settle_cv.notify_one();
         }
         log(LogLevel::warn, "executor", "fetch failed; retrying",
             {field("queue", loop.name), field("error", e.what()),
@@ -225,10 +266,9 @@ struct Executor::Impl {
       {
         std::lock_guard lock(loop.m);
         loop.busy -= want - static_cast<int>(jobs.size());
-        for (auto& j : jobs) {
+        for (auto& j : jobs)
           loop.pending.push_back(std::move(j));
-          loop.work_cv.notify_one();
-        }
+        wake_worker(loop);
         if (!full) loop.fetch_cv.notify_all();
       }
       if (full) continue;
@@ -238,25 +278,34 @@ struct Executor::Impl {
   }
 
   void worker_loop(QueueLoop& loop) {
+    std::unique_lock lock(loop.m);
+    loop.waking = false;  // started by wake_worker, which counts a new thread as a wake
     while (true) {
-      queue::Job job;
-      {
-        std::unique_lock lock(loop.m);
-        loop.work_cv.wait(lock, [&] { return workers_stop || !loop.pending.empty(); });
-        if (loop.pending.empty()) break;
-        job = std::move(loop.pending.front());
-        loop.pending.pop_front();
+      if (loop.pending.empty()) {
+        if (workers_stop) break;
+        ++loop.idle_workers;
+        // No predicate loop: a signalled worker must clear `waking` even when the jobs it was
+        // woken for were taken meanwhile, or no later wake would be sent.
+        loop.work_cv.wait(lock);
+        --loop.idle_workers;
+        loop.waking = false;
+        continue;
       }
+      queue::Job job = std::move(loop.pending.front());
+      loop.pending.pop_front();
+      wake_worker(loop);
+      lock.unlock();
       run_job(loop, std::move(job));
+      lock.lock();
     }
-    std::lock_guard lock(loop.m);
     --loop.workers_alive;
     loop.work_cv.notify_all();
   }
 
-  void run_job(QueueLoop& loop, queue::Job job) {
+  void run_job(QueueLoop& loop, queue::Job claimed) {
     auto r = std::make_shared<Running>();
-    r->job = job;
+    r->job = std::move(claimed);
+    const queue::Job& job = r->job;  // immutable from here on; the monitor reads it too
     r->started = r->last_touch = SteadyTime::now();
     {
       std::lock_guard lock(running_m);
@@ -264,9 +313,14 @@ struct Executor::Impl {
     }
     const std::string record_id = record_id_of(job.data);
     Metrics::global().add("yw_jobs_in_flight", {{"queue", job.queue}}, 1);
-    log(LogLevel::info, "executor", "job started",
-        {field("queue", job.queue), field("job_id", job.id), field("record_id", record_id),
-         field("retry_count", job.retry_count)});
+    // Per-job records are built only when they will be written: at thousands of jobs a second
+    // their fields cost more than the no-op handler they describe.
+    const bool log_jobs = log_level() <= LogLevel::info;
+    if (log_jobs) {
+      log(LogLevel::info, "executor", "job started",
+          {field("queue", job.queue), field("job_id", job.id), field("record_id", record_id),
+           field("retry_count", job.retry_count)});
+    }
     std::vector<JobContext::ChildJob> children;
     JobContext ctx;
     ctx.queue = job.queue;
@@ -319,9 +373,10 @@ struct Executor::Impl {
       return;
     }
     if (o.kind == Outcome::Kind::complete) {
-      log(LogLevel::info, "executor", "job completed",
-          {field("queue", job.queue), field("job_id", job.id), field("record_id", record_id),
-           field("ms", ms)});
+      if (log_jobs)
+        log(LogLevel::info, "executor", "job completed",
+            {field("queue", job.queue), field("job_id", job.id), field("record_id", record_id),
+             field("ms", ms)});
     } else {
       log(LogLevel::warn, "executor",
           o.kind == Outcome::Kind::fail_terminal ? "job failed (terminal)" : "job failed",
@@ -593,9 +648,6 @@ void Executor::start() {
   }
   for (auto& l : s.loops) {
     QueueLoop& loop = *l;
-    loop.workers_alive = loop.concurrency;
-    for (int i = 0; i < loop.concurrency; ++i)
-      loop.workers.emplace_back([&s, &loop] { s.worker_loop(loop); });
     for (int i = 0; i < std::max(1, s.opt.settlers); ++i)
       loop.settlers.emplace_back([&s, &loop] { s.settle_loop(loop); });
     for (int i = 0; i < std::max(1, s.opt.fetchers); ++i)

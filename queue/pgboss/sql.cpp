@@ -15,10 +15,12 @@ constexpr std::string_view kJobColumns =
     "trace_context";
 
 // The attempt fence of 12.38 (protocol §4.6): only the attempt this worker fetched, still active.
-std::string attempt_fence(int pairs_param) {
-  return fmt::format(
-      "state = 'active' AND (id::text || ':' || retry_count::text) = ANY(${}::text[])",
-      pairs_param);
+// pg-boss matches `id || ':' || retry_count` against a text array, a linear scan per row; the
+// same test as a key lookup in a jsonb object {"<id>": retry_count} costs O(log n) per row, which
+// matters for settles of hundreds of jobs. A missing id yields NULL, so the row is not matched.
+std::string attempt_fence(int attempts_param) {
+  return fmt::format("state = 'active' AND retry_count = (${}::jsonb ->> (id::text))::int",
+                     attempts_param);
 }
 
 // The re-insert half of every fail (failJobsBody): `where` picks the rows to fail, `output` is the

@@ -113,6 +113,34 @@ TEST_F(ExecutorTest, RespectsTheConcurrencyLimit) {
   EXPECT_EQ(peak.load(), 3);
 }
 
+// Workers are woken one at a time and pass the wake on; a worker woken for jobs that another
+// had already taken once kept the wake flag set and no worker was woken again: claimed jobs then
+// sat unrun. Bursts of short jobs with idle gaps between them are what exposed it.
+TEST_F(ExecutorTest, BurstsOfShortJobsAfterIdleGapsAllRun) {
+  std::atomic<int> ran{0};
+  registry_.add("burst", [&](const json&, JobContext&) {
+    ++ran;
+    return json();
+  });
+  ExecutorOptions opt;
+  opt.concurrency = 16;
+  opt.max_batch = 50;
+  opt.poll_interval = milliseconds(50);
+  start(opt);
+  for (int burst = 1; burst <= 6; ++burst) {
+    std::vector<queue::SendJob> jobs;
+    for (int i = 0; i < 150; ++i)
+      jobs.push_back({json{{"burst", burst}, {"i", i}}, json::object()});
+    client_->send_many("burst", jobs);
+    ASSERT_TRUE(eventually([&] {
+      return count("name = 'burst' AND state = 'completed'") == burst * 150;
+    })) << "burst "
+        << burst << ": " << count("name = 'burst' AND state = 'active'") << " jobs left active";
+    std::this_thread::sleep_for(milliseconds(120));
+  }
+  EXPECT_EQ(ran.load(), 900);
+}
+
 TEST_F(ExecutorTest, ExceptionsRetryAndInputErrorsFailAtOnce) {
   std::atomic<int> calls{0};
   registry_.add("flaky", [&](const json&, JobContext&) -> json {

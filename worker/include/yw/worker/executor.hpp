@@ -3,7 +3,8 @@
 // (design.md §1, §6; pgboss-protocol.md §14).
 //
 // Per queue: one fetch loop claiming up to the free slots (concurrency_for(queue), at most
-// `max_batch` per statement), one thread per slot running handlers, and one settle loop that
+// `max_batch` per statement), up to one thread per slot running handlers (started as jobs need
+// them, woken one at a time and kept for later batches), and one settle loop that
 // completes/fails finished jobs in batches. Fetching is woken by NOTIFY (queues with `notify`),
 // by a fetch that came back full (immediate refetch as slots free up) or by the poll interval.
 //
