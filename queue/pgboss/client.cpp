@@ -206,6 +206,93 @@ void begin_locked(pqxx::work& tx, const std::string& schema, std::string_view su
   tx.exec(sql::advisory_lock(schema, suffix));
 }
 
+// Runs a key-ordered walk (plans.ts #walk): `batch(cursor)` runs and commits one batch and
+// returns the next cursor, "" once the walk has reached the end of the queue.
+template <typename Batch>
+void walk(Batch&& batch) {
+  std::string cursor;
+  do {
+    cursor = batch(cursor);
+  } while (!cursor.empty());
+}
+
+// plans.ts DELETION_BATCH_SIZE and DEPENDENCY_CLEANUP_BATCH_SIZE.
+constexpr int kWalkBatch = 10'000;
+// plans.ts DELTA_LAG_SECONDS, in milliseconds: the walk counts as retained only the
+// completed/cancelled jobs that finished this long before it started, so that a completion
+// committed late is still ahead of retained_on and a monitor pass counts it afterwards.
+constexpr long long kDeltaLagMs = 10'000;
+
+// One queue of the maintenance pass (boss.ts #maintainQueue): the retention walk with its
+// retained_count bookkeeping, then the job_dependency cleanup by child and by parent. Each batch
+// is its own transaction under pg-boss's advisory lock for the table. Returns how many jobs it
+// deleted; throws when a batch fails, after taking what the committed batches deleted off the
+// queue's counts.
+int maintain_queue(ConnectionPool& pool, const std::string& schema, const QueueInfo& info) {
+  const std::string& t = info.table_name;
+  const long long now_ms = with_connection(pool, [&](pqxx::connection& c) {
+    pqxx::nontransaction tx(c);
+    return tx.exec1(sql::get_time(schema))[0].as<long long>();
+  });
+  const long long retained_before = now_ms - kDeltaLagMs;
+  // Totals of the batches that committed, so they hold even when a later batch throws.
+  int retained = 0;
+  int deleted = 0;
+  int deleted_retained = 0;
+  try {
+    walk([&](const std::string& after) {
+      return with_connection(pool, [&](pqxx::connection& c) {
+        pqxx::work tx(c);
+        begin_locked(tx, schema, t + "deletion");
+        const auto row = tx.exec_params1(sql::deletion_batch(schema, t), info.name, after,
+                                         kWalkBatch, retained_before);
+        tx.commit();
+        deleted += row[1].as<int>();
+        deleted_retained += row[2].as<int>();
+        retained += row[3].as<int>();
+        return row[0].is_null() ? std::string() : row[0].as<std::string>();
+      });
+    });
+  } catch (...) {
+    // A walk cut short has not counted what it kept, so it only takes what it deleted off the
+    // counts (as a bulk delete does); the next full walk sets them. A failure here is logged so
+    // that it does not hide the batch's own error.
+    if (deleted > 0) {
+      try {
+        with_connection(pool, [&](pqxx::connection& c) {
+          pqxx::nontransaction tx(c);
+          tx.exec_params(sql::reduce_retained_count(schema), info.name, deleted_retained, deleted);
+          return 0;
+        });
+      } catch (const std::exception& r) {
+        log(LogLevel::warn, "queue", "could not reduce the retained count after a failed walk",
+            {field("queue", info.name), field("error", r.what())});
+      }
+    }
+    throw;
+  }
+  // Only a walk that covered the whole queue has counted everything it kept.
+  with_connection(pool, [&](pqxx::connection& c) {
+    pqxx::nontransaction tx(c);
+    tx.exec_params(sql::set_retained_count(schema, t), info.name, retained, retained_before);
+    return 0;
+  });
+  // A dependency row is orphaned when either of its jobs is gone: walk both sides.
+  for (const auto side : {sql::DependencySide::child, sql::DependencySide::parent}) {
+    walk([&](const std::string& after) {
+      return with_connection(pool, [&](pqxx::connection& c) {
+        pqxx::work tx(c);
+        begin_locked(tx, schema, t + "cleanupDependencies");
+        const auto row = tx.exec_params1(sql::cleanup_dependencies(schema, t, side), info.name,
+                                         after, kWalkBatch);
+        tx.commit();
+        return row[0].is_null() ? std::string() : row[0].as<std::string>();
+      });
+    });
+  }
+  return deleted;
+}
+
 std::vector<std::string> insert_with(pqxx::transaction_base& tx, const std::string& schema,
                                      const QueueInfo& info, const std::vector<SendJob>& jobs) {
   json records = json::array();
@@ -550,28 +637,42 @@ int PgBossClient::expire_sweep(const std::vector<std::string>& queues) {
 
 int PgBossClient::deletion_sweep(const std::vector<std::string>& queues,
                                  std::chrono::seconds interval) {
-  constexpr int kBatch = 10'000;
-  const auto claimed = with_connection(pool_, [&](pqxx::connection& c) {
+  // (name, stamp) of each queue claimed, in name order so that a pass is deterministic; one
+  // statement, so one stamp for all of them.
+  auto claimed = with_connection(pool_, [&](pqxx::connection& c) {
     pqxx::nontransaction tx(c);
-    return ids_of(tx.exec_params(sql::try_set_queue_deletion_time(schema_), text_array(queues),
-                                 static_cast<long long>(interval.count())));
+    std::vector<std::pair<std::string, std::string>> out;
+    for (const auto& row :
+         tx.exec_params(sql::try_set_queue_deletion_time(schema_), text_array(queues),
+                        static_cast<long long>(interval.count())))
+      out.emplace_back(row[0].as<std::string>(), row[1].as<std::string>());
+    return out;
   });
+  std::sort(claimed.begin(), claimed.end());
   int deleted = 0;
-  for (const auto& q : claimed) {
-    const QueueInfo info = this->queue(q);
-    std::string cursor;
-    do {
+  std::size_t finished = 0;
+  try {
+    for (; finished < claimed.size(); ++finished)
+      deleted += maintain_queue(pool_, schema_, this->queue(claimed[finished].first));
+  } catch (...) {
+    // The claim covers every queue up front, so a pass that fails hands back the queues it did
+    // not finish (the failed one included); otherwise they would wait a whole interval. A
+    // failed release is logged, not thrown, so that the pass's own error is what the caller sees.
+    std::vector<std::string> rest;
+    for (std::size_t i = finished; i < claimed.size(); ++i)
+      rest.push_back(claimed[i].first);
+    try {
       with_connection(pool_, [&](pqxx::connection& c) {
-        pqxx::work tx(c);
-        begin_locked(tx, schema_, info.table_name + "deletion");
-        const auto row =
-            tx.exec_params1(sql::deletion_batch(schema_, info.table_name), q, cursor, kBatch);
-        tx.commit();
-        cursor = row[0].is_null() ? std::string() : row[0].as<std::string>();
-        deleted += row[1].as<int>();
+        pqxx::nontransaction tx(c);
+        tx.exec_params(sql::release_queue_deletion_time(schema_), text_array(rest),
+                       claimed[finished].second);
         return 0;
       });
-    } while (!cursor.empty());
+    } catch (const std::exception& r) {
+      log(LogLevel::warn, "queue", "could not release the maintenance claim",
+          {field("error", r.what()), field("queues", static_cast<int>(rest.size()))});
+    }
+    throw;
   }
   return deleted;
 }

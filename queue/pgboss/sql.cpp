@@ -5,6 +5,11 @@
 namespace yw::queue::sql {
 namespace {
 
+// pg-boss's RETAINED_STATES: the finished jobs retained_count counts.
+constexpr std::string_view kRetainedStates = "state IN ('completed', 'cancelled')";
+// The end of a walk batch's key range: the edge CTE's key, or the end of the queue without one.
+constexpr std::string_view kMaxUuid = "'ffffffff-ffff-ffff-ffff-ffffffffffff'::uuid";
+
 // Every column of a job row, in one order, for the delete + re-insert of fail (protocol §6.1).
 constexpr std::string_view kJobColumns =
     "id, name, priority, data, state, retry_limit, retry_count, retry_delay, retry_backoff, "
@@ -285,30 +290,105 @@ std::string fail_jobs_by_heartbeat(std::string_view s, std::string_view t) {
 }
 
 std::string try_set_queue_deletion_time(std::string_view s) {
-  // Rows locked in name order, skipping rows another instance holds (pg-boss queueRowLock).
+  // Rows locked in name order, skipping rows another instance holds (pg-boss queueRowLock). The
+  // stamp comes back as UTC ISO text with microseconds, so handing it to
+  // release_queue_deletion_time matches the stored value exactly whatever the session's DateStyle
+  // or TimeZone.
   return fmt::format(
       "WITH due AS (SELECT name FROM {s}.queue WHERE name = ANY($1::text[]) AND "
       "EXTRACT(EPOCH FROM ({s}.job_now() - COALESCE(maintain_on, {s}.job_now() - "
       "interval '1 week'))) >= $2 ORDER BY name FOR NO KEY UPDATE SKIP LOCKED) "
       "UPDATE {s}.queue SET maintain_on = {s}.job_now() FROM due WHERE queue.name = due.name "
-      "RETURNING queue.name",
+      "RETURNING queue.name, "
+      "to_char(queue.maintain_on AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')",
       fmt::arg("s", s));
+}
+
+std::string release_queue_deletion_time(std::string_view s) {
+  // Only rows still carrying this pass's stamp: a queue another instance claimed since keeps its
+  // claim. Locked in name order like the claim, so the two cannot deadlock.
+  return fmt::format(
+      "UPDATE {s}.queue SET maintain_on = NULL FROM (SELECT name FROM {s}.queue "
+      "WHERE name = ANY($1::text[]) AND maintain_on = $2::timestamptz "
+      "ORDER BY name FOR NO KEY UPDATE SKIP LOCKED) q WHERE queue.name = q.name",
+      fmt::arg("s", s));
+}
+
+std::string get_time(std::string_view s) {
+  return fmt::format("SELECT round(date_part('epoch', {}.job_now()) * 1000)::bigint", s);
 }
 
 std::string deletion_batch(std::string_view s, std::string_view t) {
   // A walk over (name, id) in key order, so each batch covers at most $3 keys and no transaction
   // holds many row locks. Finished jobs past deletion_seconds, and queued jobs past keep_until.
+  // deleted_retained: the deleted jobs that retained_count holds (completed/cancelled, finished
+  // by the queue's retained_on; none while retained_on is NULL). retained: the completed/cancelled
+  // jobs of the range finished by $4 that the batch leaves in place; the second read of the range
+  // sees the snapshot from before the delete, so the removed ones are subtracted.
+  const std::string range = fmt::format(
+      "name = $1 AND (NULLIF($2, '') IS NULL OR id > NULLIF($2, '')::uuid) "
+      "AND id <= COALESCE((SELECT id FROM edge), {max})",
+      fmt::arg("max", kMaxUuid));
+  const std::string before =
+      fmt::format("{states} AND completed_on <= to_timestamp($4::float8 / 1000)",
+                  fmt::arg("states", kRetainedStates));
   return fmt::format(
       "WITH edge AS (SELECT id FROM {s}.{t} WHERE name = $1 AND (NULLIF($2, '') IS NULL OR id > "
       "NULLIF($2, '')::uuid) "
       "ORDER BY id OFFSET $3 - 1 LIMIT 1), "
-      "removed AS (DELETE FROM {s}.{t} WHERE name = $1 AND (NULLIF($2, '') IS NULL OR id > "
-      "NULLIF($2, '')::uuid) "
-      "AND id <= COALESCE((SELECT id FROM edge), 'ffffffff-ffff-ffff-ffff-ffffffffffff'::uuid) "
+      "removed AS (DELETE FROM {s}.{t} WHERE {range} "
       "AND ((deletion_seconds > 0 AND completed_on + deletion_seconds * interval '1s' < "
-      "{s}.job_now()) OR (state < 'active' AND keep_until < {s}.job_now())) RETURNING 1) "
+      "{s}.job_now()) OR (state < 'active' AND keep_until < {s}.job_now())) "
+      "RETURNING state, completed_on) "
+      "SELECT (SELECT id FROM edge), (SELECT count(*) FROM removed)::int, "
+      "(SELECT count(*) FROM removed WHERE {states} AND completed_on <= "
+      "(SELECT retained_on FROM {s}.queue WHERE name = $1))::int, "
+      "((SELECT count(*) FROM {s}.{t} WHERE {range} AND {before}) "
+      "- (SELECT count(*) FROM removed WHERE {before}))::int",
+      fmt::arg("s", s), fmt::arg("t", t), fmt::arg("range", range), fmt::arg("before", before),
+      fmt::arg("states", kRetainedStates));
+}
+
+std::string set_retained_count(std::string_view s, std::string_view t) {
+  // total_count: the live counts as the last monitor pass left them, plus the retained jobs,
+  // plus those that finished after $3 (which a monitor pass adds to retained_count later).
+  return fmt::format(
+      "UPDATE {s}.queue SET retained_count = $2, retained_on = to_timestamp($3::float8 / 1000), "
+      "total_count = queued_count + active_count + failed_count + $2 + "
+      "(SELECT count(*)::int FROM {s}.{t} j WHERE j.name = $1 "
+      "AND j.completed_on > to_timestamp($3::float8 / 1000) AND j.completed_on <= {s}.job_now() "
+      "AND {states}) "
+      "WHERE name = $1",
+      fmt::arg("s", s), fmt::arg("t", t), fmt::arg("states", kRetainedStates));
+}
+
+std::string reduce_retained_count(std::string_view s) {
+  // A queue never counted keeps retained_count NULL; total_count drops either way.
+  return fmt::format(
+      "UPDATE {}.queue SET retained_count = CASE WHEN retained_count IS NULL THEN NULL "
+      "ELSE GREATEST(retained_count - $2, 0) END, total_count = GREATEST(total_count - $3, 0) "
+      "WHERE name = $1",
+      s);
+}
+
+std::string cleanup_dependencies(std::string_view s, std::string_view t, DependencySide side) {
+  // Walks the side's keys like deletion_batch (over the primary key for `child`, over
+  // job_dep_parent_idx for `parent`). The cursor and edge bounds on the job side only narrow the
+  // probe; the anti-join itself is j.id = d.<side>_id.
+  const std::string_view c = side == DependencySide::child ? "child" : "parent";
+  return fmt::format(
+      "WITH edge AS (SELECT {c}_id AS id FROM {s}.job_dependency WHERE {c}_name = $1 "
+      "AND (NULLIF($2, '') IS NULL OR {c}_id > NULLIF($2, '')::uuid) "
+      "ORDER BY {c}_id OFFSET $3 - 1 LIMIT 1), "
+      "removed AS (DELETE FROM {s}.job_dependency d WHERE {c}_name = $1 "
+      "AND (NULLIF($2, '') IS NULL OR {c}_id > NULLIF($2, '')::uuid) "
+      "AND {c}_id <= COALESCE((SELECT id FROM edge), {max}) "
+      "AND NOT EXISTS (SELECT 1 FROM {s}.{t} j WHERE j.name = $1 "
+      "AND (NULLIF($2, '') IS NULL OR j.id > NULLIF($2, '')::uuid) "
+      "AND j.id <= COALESCE((SELECT id FROM edge), {max}) AND j.id = d.{c}_id) "
+      "RETURNING 1) "
       "SELECT (SELECT id FROM edge), (SELECT count(*) FROM removed)::int",
-      fmt::arg("s", s), fmt::arg("t", t));
+      fmt::arg("s", s), fmt::arg("t", t), fmt::arg("c", c), fmt::arg("max", kMaxUuid));
 }
 
 std::string queue_depth(std::string_view s, std::string_view t) {

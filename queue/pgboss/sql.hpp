@@ -61,11 +61,37 @@ std::string fail_jobs_by_timeout(std::string_view schema, std::string_view table
 std::string fail_jobs_by_heartbeat(std::string_view schema, std::string_view table);
 
 // plans.ts trySetQueueDeletionTime: claims `maintain_on` on the due queues of $1 text[] whose
-// last claim is at least $2 seconds old; returns the claimed names.
+// last claim is at least $2 seconds old; returns the claimed names and the claim's stamp (UTC ISO
+// text, microseconds), one stamp for every queue the statement claimed.
 std::string try_set_queue_deletion_time(std::string_view schema);
-// plans.ts deletion (one key-ordered batch): $1 queue, $2 cursor uuid or NULL, $3 batch size.
-// Returns the next cursor (NULL when the queue is done) and how many jobs were deleted.
+// plans.ts releaseQueueDeletionTime: hands back the claim on the queues of $1 text[] that a pass
+// claimed with stamp $2 but did not finish, so the next pass takes them up again instead of a
+// whole interval later. A queue claimed again since (another stamp) keeps that claim.
+std::string release_queue_deletion_time(std::string_view schema);
+// plans.ts getTime: job_now() as whole epoch milliseconds (bigint).
+std::string get_time(std::string_view schema);
+// plans.ts deletion with retainedBefore (one key-ordered batch under <table>deletion):
+// $1 queue, $2 cursor uuid or '' for the start, $3 batch size, $4 retainedBefore (epoch ms).
+// One row: the next cursor (NULL when the queue is done), deleted, deletedRetained (the deleted
+// completed/cancelled jobs that finished by the queue's retained_on) and retained (the
+// completed/cancelled jobs of the batch's range that finished by $4 and were kept).
 std::string deletion_batch(std::string_view schema, std::string_view table);
+// plans.ts setRetainedCount, after a walk that covered the whole queue: $1 queue, $2 the walk's
+// retained total, $3 retainedBefore (epoch ms) as the new retained_on; total_count recomputed
+// from the cached live counts, $2, and the completed/cancelled jobs that finished after $3.
+std::string set_retained_count(std::string_view schema, std::string_view table);
+// plans.ts reduceRetainedCount, after a walk cut short: $1 queue, $2 deletedRetained off
+// retained_count (a NULL count stays NULL), $3 deleted off total_count; neither below 0.
+std::string reduce_retained_count(std::string_view schema);
+
+// Which column of job_dependency a cleanup walk follows.
+enum class DependencySide { child, parent };
+// plans.ts cleanupDependencies (one batch under <table>cleanupDependencies): deletes the
+// job_dependency rows with <side>_name = $1 among the next $3 <side>_id keys after cursor $2
+// ('' for the start) whose job on that side no longer exists in `table`. One row: the next
+// cursor (NULL when done) and how many rows were deleted.
+std::string cleanup_dependencies(std::string_view schema, std::string_view table,
+                                 DependencySide side);
 
 // Jobs waiting (created or retry) in queue $1, for the yw_queue_depth gauge. pg-boss's own
 // queued_count is kept by its monitor, which may not run when no Node process supervises.

@@ -13,6 +13,8 @@
 //   bench-work N            work() at batchSize 100, localConcurrency 4, burstWhenBatchFull,
 //                           pollingIntervalSeconds 0.5 until N jobs ran and none is left queued
 //                           or active: {jobs, seconds}
+//   supervise               one supervise() pass over QUEUE (monitor, expiry, maintenance), as
+//                           pg-boss's own timer runs it: {supervised: QUEUE}
 const pgbossUrl = new URL('../../scripts/pgboss/node_modules/pg-boss/dist/index.js', import.meta.url);
 const { PgBoss } = await import(pgbossUrl.href);
 
@@ -140,6 +142,10 @@ try {
       while (lat.length === before) await sleep(1);
     }
     out({ latencies_ms: lat });
+  } else if (command === 'supervise') {
+    // supervise() runs with the background supervisor off too; its errors reject the call.
+    await boss.supervise(queue);
+    out({ supervised: queue });
   } else {
     throw new Error(`unknown command ${command}`);
   }

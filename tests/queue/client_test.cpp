@@ -5,10 +5,15 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <functional>
+#include <map>
+#include <ostream>
 #include <set>
 #include <thread>
 
+#include "pgboss/sql.hpp"
 #include "support/pg_fixture.hpp"
+#include "support/process.hpp"
 #include "yw/common/error.hpp"
 #include "yw/queue/client.hpp"
 #include "yw/queue/listener.hpp"
@@ -345,6 +350,193 @@ TEST_F(ClientTest, DeletionSweepRemovesOldFinishedJobsUnderTheMaintainClaim) {
   // Claimed a moment ago: the next sweep within the interval does nothing.
   exec("UPDATE {s}.job SET completed_on = now() - interval '1 minute'");
   EXPECT_EQ(client_->deletion_sweep({"q"}, std::chrono::seconds(3600)), 0);
+}
+
+// Inserts one job of queue `q` directly: `state`, finished `ago` seconds back (or never when
+// `ago` < 0), deleted `deletion` seconds after finishing, kept queued until `keep` seconds from
+// now. Returns its id.
+std::string add_job(const std::function<pqxx::row(const std::string&)>& row, const std::string& q,
+                    const std::string& state, int ago, int deletion = 604800, int keep = 3600) {
+  return row(fmt::format(
+      "INSERT INTO {{s}}.job (name, state, completed_on, deletion_seconds, keep_until) "
+      "VALUES ('{}', '{}', {}, {}, now() + interval '{} s') RETURNING id",
+      q, state, ago < 0 ? "NULL" : fmt::format("now() - interval '{} s'", ago), deletion, keep))[0]
+      .as<std::string>();
+}
+
+// What a full maintenance walk leaves on the queue row and in the tables, for one queue.
+struct Maintained {
+  int retained_count = -1;
+  int total_count = -1;
+  double retained_on_lag = 0;  // maintain_on - retained_on, in seconds
+  std::string job_states;      // the surviving jobs' states, sorted
+  int dependencies = -1;       // job_dependency rows left that name the queue
+  bool operator==(const Maintained&) const = default;
+  friend void PrintTo(const Maintained& m, std::ostream* os) {
+    *os << "retained_count " << m.retained_count << ", total_count " << m.total_count
+        << ", retained_on lag " << m.retained_on_lag << " s, jobs [" << m.job_states << "], "
+        << m.dependencies << " dependencies";
+  }
+};
+
+// pg-boss's own maintenance and ours must leave identical queue rows: the same jobs set up in two
+// queues, one maintained by deletion_sweep, the other by the real pg-boss 12.38 (a supervise()
+// pass through tests/interop/pgboss_tool.mjs). Its monitor claim is stamped first, so that pass
+// only maintains (a monitor pass would recount the live counts, which our sweep does not do).
+TEST_F(ClientTest, DeletionSweepKeepsRetainedCountsAndDependenciesAsPgBossDoes) {
+  auto sql_row = [this](const std::string& sql) { return row(sql); };
+  // Everything but the just-finished jobs, which are added right before each pass so that both
+  // passes see them inside DELTA_LAG.
+  std::map<std::string, std::map<std::string, std::string>> ids;
+  for (const std::string q : {"ours", "theirs"}) {
+    client_->create_queue(q);
+    auto& id = ids[q];
+    for (int i = 0; i < 3; ++i)
+      add_job(sql_row, q, "completed", 3600, 60);  // deleted
+    for (int i = 0; i < 4; ++i)
+      id["kept" + std::to_string(i)] = add_job(sql_row, q, "completed", 3600);  // retained
+    add_job(sql_row, q, "completed", 3600, 0);                                  // never deleted
+    for (int i = 0; i < 2; ++i)
+      add_job(sql_row, q, "cancelled", 1800);    // retained
+    add_job(sql_row, q, "cancelled", 3600, 60);  // deleted
+    add_job(sql_row, q, "failed", 3600);         // kept, not retained
+    add_job(sql_row, q, "failed", 3600, 60);     // deleted: failed jobs expire too
+    for (int i = 0; i < 2; ++i)
+      add_job(sql_row, q, "created", -1, 604800, -60);  // queued past keep_until: deleted
+    for (int i = 0; i < 3; ++i)
+      id["queued" + std::to_string(i)] = add_job(sql_row, q, "created", -1);
+    add_job(sql_row, q, "active", -1);
+    const std::string gone = add_job(sql_row, q, "completed", 3600, 60);
+    // Stale counts from an earlier pass; total_count is rebuilt from the live ones.
+    exec(
+        "UPDATE {s}.queue SET retained_count = 100, retained_on = now() - interval '1 day', "
+        "queued_count = 5, active_count = 1, failed_count = 2, total_count = 999 "
+        "WHERE name = '" +
+        q + "'");
+    // Dependencies: both jobs there (kept), child missing, parent missing, and one whose child
+    // the walk itself deletes (orphaned by this very pass).
+    const auto dep = [&](const std::string& child, const std::string& parent) {
+      exec(fmt::format("INSERT INTO {{s}}.job_dependency VALUES ('{0}', '{1}', '{0}', '{2}')", q,
+                       child, parent));
+    };
+    dep(id["queued0"], id["kept0"]);
+    dep(id["queued1"], id["kept1"]);
+    dep("00000000-0000-4000-8000-000000000001", id["kept2"]);
+    dep(id["queued2"], "00000000-0000-4000-8000-000000000002");
+    dep(gone, id["kept3"]);
+  }
+  exec("UPDATE {s}.queue SET monitor_on = now(), monitor_claim_on = now() WHERE name = 'theirs'");
+
+  for (int i = 0; i < 2; ++i)
+    add_job(sql_row, "ours", "completed", 1);
+  EXPECT_EQ(client_->deletion_sweep({"ours"}, std::chrono::seconds(3600)), 8);
+
+  for (int i = 0; i < 2; ++i)
+    add_job(sql_row, "theirs", "completed", 1);
+  const auto pass =
+      test::run_process({"node", std::string(YW_SOURCE_DIR) + "/tests/interop/pgboss_tool.mjs",
+                         "supervise", schema_->url(), schema_->name(), "theirs"});
+  ASSERT_EQ(pass.exit_code, 0) << pass.out << pass.err;
+
+  const auto maintained = [this](const std::string& q) {
+    const auto r = row(
+        "SELECT retained_count, total_count, extract(epoch FROM maintain_on - retained_on), "
+        "(SELECT string_agg(state::text, ',' ORDER BY state::text) FROM {s}.job WHERE name = '" +
+        q + "'), (SELECT count(*) FROM {s}.job_dependency WHERE child_name = '" + q +
+        "' OR parent_name = '" + q + "') FROM {s}.queue WHERE name = '" + q + "'");
+    return Maintained{r[0].as<int>(), r[1].as<int>(), r[2].as<double>(), r[3].as<std::string>(),
+                      r[4].as<int>()};
+  };
+  Maintained ours = maintained("ours");
+  Maintained theirs = maintained("theirs");
+  // retained_on is the walk's start less DELTA_LAG (10 s): compared within a second, then the
+  // rest exactly.
+  EXPECT_NEAR(ours.retained_on_lag, 10.0, 1.0);
+  EXPECT_NEAR(theirs.retained_on_lag, 10.0, 1.0);
+  ours.retained_on_lag = theirs.retained_on_lag = 0;
+  EXPECT_EQ(ours, theirs);
+  // And from the definitions: 4 + 1 completed and 2 cancelled retained; total = cached live
+  // counts (5 + 1 + 2) + retained + the 2 that finished inside DELTA_LAG.
+  EXPECT_EQ(ours.retained_count, 7);
+  EXPECT_EQ(ours.total_count, 17);
+  EXPECT_EQ(ours.job_states,
+            "active,cancelled,cancelled,completed,completed,completed,completed,completed,"
+            "completed,completed,created,created,created,failed");
+  EXPECT_EQ(ours.dependencies, 2);
+  EXPECT_EQ(row("SELECT count(*) FROM {s}.job_dependency WHERE child_id = '" +
+                ids["ours"]["queued0"] + "' AND parent_id = '" + ids["ours"]["kept0"] + "'")[0]
+                .as<int>(),
+            1);
+
+  const auto doctor = test::run_process({test::pgboss_cli(), "doctor", "--connection-string",
+                                         schema_->url(), "--schema", schema_->name()});
+  EXPECT_EQ(doctor.exit_code, 0) << doctor.out << doctor.err;
+}
+
+// A walk that fails part-way takes only what its committed batches deleted off the counts
+// (reduceRetainedCount), and the pass hands back the claims of the queues it did not finish
+// (releaseQueueDeletionTime); a queue finished before the failure keeps its claim.
+TEST_F(ClientTest, DeletionSweepCutShortReducesTheCountsAndReleasesUnfinishedClaims) {
+  for (const std::string q : {"a", "q", "z"})
+    client_->create_queue(q);
+  // 10,000 expired jobs fill the first batch exactly (ids below every random one); the last key
+  // of the queue is a job whose delete the trigger refuses, so the second batch fails.
+  exec(
+      "INSERT INTO {s}.job (id, name, state, completed_on, deletion_seconds) "
+      "SELECT ('00000000-0000-4000-8000-' || lpad(to_hex(i), 12, '0'))::uuid, 'q', "
+      "'completed', now() - interval '1 hour', 60 FROM generate_series(1, 10000) i");
+  exec(
+      "INSERT INTO {s}.job (id, name, state, completed_on, deletion_seconds, data) VALUES "
+      "('ffffffff-ffff-4fff-bfff-ffffffffffff', 'q', 'completed', now() - interval '1 hour', 60, "
+      "'\"refuse\"')");
+  exec(
+      "CREATE FUNCTION {s}.yw_refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+      "IF OLD.data = '\"refuse\"' THEN RAISE EXCEPTION 'refused'; END IF; RETURN OLD; END $$");
+  exec(
+      "CREATE TRIGGER yw_refuse BEFORE DELETE ON {s}.job_common FOR EACH ROW "
+      "EXECUTE FUNCTION {s}.yw_refuse()");
+  exec(
+      "UPDATE {s}.queue SET retained_count = 10500, retained_on = now(), total_count = 20000 "
+      "WHERE name = 'q'");
+
+  EXPECT_THROW(client_->deletion_sweep({"a", "q", "z"}, std::chrono::seconds(3600)),
+               std::exception);
+  auto r = row("SELECT retained_count, total_count FROM {s}.queue WHERE name = 'q'");
+  EXPECT_EQ(r[0].as<int>(), 500);
+  EXPECT_EQ(r[1].as<int>(), 10000);
+  EXPECT_EQ(row("SELECT count(*) FROM {s}.job WHERE name = 'q'")[0].as<int>(), 1);
+  EXPECT_EQ(row("SELECT string_agg(name || ':' || (maintain_on IS NOT NULL)::text, ',' "
+                "ORDER BY name) FROM {s}.queue")[0]
+                .as<std::string>(),
+            "a:true,q:false,z:false");
+
+  // The next pass takes the released queues up again at once and, walking all of q, sets the
+  // counts afresh.
+  exec("DROP TRIGGER yw_refuse ON {s}.job_common");
+  exec("DROP FUNCTION {s}.yw_refuse()");
+  EXPECT_EQ(client_->deletion_sweep({"a", "q", "z"}, std::chrono::seconds(3600)), 1);
+  r =
+      row("SELECT retained_count, total_count, retained_on IS NOT NULL FROM {s}.queue "
+          "WHERE name = 'q'");
+  EXPECT_EQ(r[0].as<int>(), 0);
+  EXPECT_EQ(r[1].as<int>(), 0);
+  EXPECT_TRUE(r[2].as<bool>());
+  EXPECT_EQ(row("SELECT count(*) FROM {s}.queue WHERE maintain_on IS NULL")[0].as<int>(), 0);
+}
+
+// A claim another pass took since keeps its stamp: the release only clears its own.
+TEST_F(ClientTest, ReleaseQueueDeletionTimeOnlyClearsItsOwnStamp) {
+  client_->create_queue("q");
+  exec("UPDATE {s}.queue SET maintain_on = '2024-01-02T03:04:05.123456Z' WHERE name = 'q'");
+  const auto release = [this](const std::string& stamp) {
+    pqxx::connection c(schema_->url());
+    pqxx::nontransaction tx(c);
+    tx.exec_params(sql::release_queue_deletion_time(schema_->name()), "{q}", stamp);
+    return tx.exec1(fmt::format("SELECT maintain_on IS NULL FROM {}.queue", schema_->name()))[0]
+        .as<bool>();
+  };
+  EXPECT_FALSE(release("2024-01-02T03:04:05.123457Z"));
+  EXPECT_TRUE(release("2024-01-02T03:04:05.123456Z"));
 }
 
 TEST_F(ClientTest, SendNotifiesOnlyForNotifyQueuesAndRunnableJobs) {
