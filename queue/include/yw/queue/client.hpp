@@ -88,9 +88,12 @@ class PgBossClient {
   // the retry/dead-letter rules in batches of 1000 under pg-boss's advisory locks
   // (<table>failJobsByTimeout / <table>failJobsByHeartbeat). Returns how many jobs it failed.
   int expire_sweep(const std::vector<std::string>& queues);
-  // The maintenance deletion (§10.2) for the queues whose `maintain_on` claim is at least
-  // `interval` old: finished jobs past deletion_seconds and queued jobs past keep_until, in
-  // key-ordered batches under <table>deletion. Returns how many jobs it deleted.
+  // The maintenance pass (§10.2) for the queues whose `maintain_on` claim is at least `interval`
+  // old, as pg-boss's own: finished jobs past deletion_seconds and queued jobs past keep_until
+  // deleted in key-ordered batches under <table>deletion; the queue row's retained_count,
+  // retained_on and total_count set by a full walk (reduced by what was deleted when a walk is cut
+  // short); orphaned job_dependency rows removed under <table>cleanupDependencies; the claims of
+  // queues a failed pass did not finish handed back. Returns how many jobs it deleted.
   int deletion_sweep(const std::vector<std::string>& queues, std::chrono::seconds interval);
 
   // The schema's LISTEN/NOTIFY channel (§9).
