@@ -59,6 +59,52 @@ bool valid_queue_name(std::string_view q) {
   return true;
 }
 
+// A whole-text integer from 1 to 1024, else nullopt.
+std::optional<int> parse_limit(std::string_view text) {
+  text = trim(text);
+  int n = 0;
+  const auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
+  if (text.empty() || ec != std::errc() || ptr != text.data() + text.size() || n < 1 || n > 1024)
+    return std::nullopt;
+  return n;
+}
+
+// One YW_GROUP_CONCURRENCY item: queue=N[;tier:N...] (the default limit, then tier limits).
+std::pair<std::string, queue::GroupConcurrency> parse_group_item(std::string_view item) {
+  const auto bad = [&](std::string_view why) {
+    return ConfigError(fmt::format(
+        "YW_GROUP_CONCURRENCY (--group-concurrency): {} in '{}'; expected queue=N[;tier:N...] "
+        "items separated by commas (N from 1 to 1024)",
+        why, item));
+  };
+  const auto eq = item.find('=');
+  if (eq == std::string_view::npos) throw bad("missing '='");
+  const std::string queue_name(trim(item.substr(0, eq)));
+  if (!valid_queue_name(queue_name)) throw bad("not a valid queue name");
+  std::vector<std::string_view> parts;
+  for (std::string_view rest = item.substr(eq + 1);;) {
+    const auto semi = rest.find(';');
+    parts.push_back(rest.substr(0, semi));
+    if (semi == std::string_view::npos) break;
+    rest.remove_prefix(semi + 1);
+  }
+  queue::GroupConcurrency g;
+  const auto def = parse_limit(parts.front());
+  if (!def) throw bad("the default limit is not an integer from 1 to 1024");
+  g.default_limit = *def;
+  for (std::size_t i = 1; i < parts.size(); ++i) {
+    const std::string_view tier_item = trim(parts[i]);
+    const auto colon = tier_item.find(':');
+    if (colon == std::string_view::npos) throw bad("a tier limit without ':'");
+    const std::string tier(trim(tier_item.substr(0, colon)));
+    if (tier.empty()) throw bad("an empty tier name");
+    const auto n = parse_limit(tier_item.substr(colon + 1));
+    if (!n) throw bad(fmt::format("tier '{}' limit is not an integer from 1 to 1024", tier));
+    if (!g.tiers.emplace(tier, *n).second) throw bad(fmt::format("tier '{}' given twice", tier));
+  }
+  return {queue_name, std::move(g)};
+}
+
 }  // namespace
 
 const std::vector<SettingSpec>& setting_specs() {
@@ -76,6 +122,9 @@ const std::vector<SettingSpec>& setting_specs() {
       {"WORKER_CONCURRENCY", "concurrency", "4", "jobs in flight per queue"},
       {"YW_QUEUE_CONCURRENCY", "queue-concurrency", "",
        "per-queue overrides, e.g. separate_stems=1,fingerprint_audio=16"},
+      {"YW_GROUP_CONCURRENCY", "group-concurrency", "",
+       "per-queue pg-boss groupConcurrency: queue=N[;tier:N...], e.g. "
+       "separate_stems=1;pro:2,fingerprint_audio=4"},
       {"YW_DEVICE", "device", "auto",
        "auto, cpu or cuda:N (cuda:N with no usable device is an error)"},
       {"YW_BATCH_MAX", "batch-max", "16", "most items in one device batch"},
@@ -329,6 +378,13 @@ WorkerConfig WorkerConfig::from_settings(const Settings& s) {
                       item));
     }
     c.queue_concurrency[item.substr(0, eq)] = n;
+  }
+  for (const auto& item : split_list(s.get("YW_GROUP_CONCURRENCY"))) {
+    auto [queue_name, groups] = parse_group_item(item);
+    if (!c.group_concurrency.emplace(queue_name, std::move(groups)).second) {
+      throw ConfigError(fmt::format(
+          "YW_GROUP_CONCURRENCY (--group-concurrency): queue '{}' is given twice", queue_name));
+    }
   }
   try {
     c.device = parse_device(s.get("YW_DEVICE"));

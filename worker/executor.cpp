@@ -6,6 +6,7 @@
 #include <condition_variable>
 #include <deque>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <stop_token>
 #include <thread>
@@ -44,6 +45,7 @@ struct Outcome {
 struct QueueLoop {
   std::string name;
   int concurrency = 1;
+  std::optional<queue::GroupConcurrency> groups;  // pg-boss groupConcurrency of every fetch
   const HandlerFn* handler = nullptr;
   std::mutex m;
   std::condition_variable fetch_cv;
@@ -97,6 +99,7 @@ ExecutorOptions ExecutorOptions::from_config(const WorkerConfig& config) {
   o.queues = config.queues;
   o.concurrency = config.concurrency;
   o.queue_concurrency = config.queue_concurrency;
+  o.group_concurrency = config.group_concurrency;
   o.config = &config;
   return o;
 }
@@ -228,10 +231,12 @@ struct Executor::Impl {
         if (opt.combine_settle) take_completions(loop, completions);
       }
       std::vector<queue::Job> jobs;
+      bool settled = false;
       try {
         std::vector<std::string> done;
-        jobs = client.complete_and_fetch(loop.name, completions, want, done);
+        jobs = client.complete_and_fetch(loop.name, completions, want, done, loop.groups);
         if (!completions.empty()) {
+          settled = !done.empty();
           completed += done.size();
           count(loop.name, "completed", done.size());
           report_lost(loop.name, completions, done, "complete");
@@ -271,7 +276,9 @@ struct Executor::Impl {
         wake_worker(loop);
         if (!full) loop.fetch_cv.notify_all();
       }
-      if (full) continue;
+      // A group slot freed by the completions just written counts as taken in that statement's
+      // own claim, so claim again at once instead of after a poll interval.
+      if (full || (settled && loop.groups)) continue;
       std::unique_lock lock(loop.m);
       loop.fetch_cv.wait_for(lock, opt.poll_interval, [&] { return !fetching || loop.wake; });
     }
@@ -642,6 +649,8 @@ void Executor::start() {
     auto it = s.opt.queue_concurrency.find(q);
     loop->concurrency =
         std::max(1, it != s.opt.queue_concurrency.end() ? it->second : s.opt.concurrency);
+    if (auto g = s.opt.group_concurrency.find(q); g != s.opt.group_concurrency.end())
+      loop->groups = g->second;
     s.loops.push_back(std::move(loop));
     s.sweep_queues.push_back(q);
     s.sweep_queues.push_back(dead);

@@ -191,6 +191,26 @@ pqxx::result exec_prepared(pqxx::transaction_base& tx, const std::string& sql, A
   return tx.exec_prepared(name, std::forward<Args>(args)...);
 }
 
+// The tier limits of a groupConcurrency option as the jsonb text the fetch takes, after checking
+// the option as pg-boss does (every limit an integer >= 1, tier names non-empty).
+std::string group_tiers_json(const std::optional<GroupConcurrency>& groups) {
+  if (!groups) return {};
+  if (groups->default_limit < 1) {
+    throw InputError(fmt::format("groupConcurrency: default must be an integer >= 1, got {}",
+                                 groups->default_limit));
+  }
+  json tiers = json::object();
+  for (const auto& [tier, n] : groups->tiers) {
+    if (tier.empty()) throw InputError("groupConcurrency: tier names must not be empty");
+    if (n < 1) {
+      throw InputError(
+          fmt::format("groupConcurrency: tier '{}' must be an integer >= 1, got {}", tier, n));
+    }
+    tiers[tier] = n;
+  }
+  return tiers.dump();
+}
+
 std::vector<std::string> ids_of(const pqxx::result& r) {
   std::vector<std::string> ids;
   ids.reserve(r.size());
@@ -424,13 +444,20 @@ std::vector<std::string> PgBossClient::send_many(const std::string& queue,
   }
 }
 
-std::vector<Job> PgBossClient::fetch(const std::string& queue, int limit) {
+std::vector<Job> PgBossClient::fetch(const std::string& queue, int limit,
+                                     const std::optional<GroupConcurrency>& groups) {
   if (limit <= 0) return {};
+  const std::string tiers = group_tiers_json(groups);
   const QueueInfo info = this->queue(queue);
   pqxx::result r;
   try {
     r = with_connection(pool_, [&](pqxx::connection& c) {
       pqxx::nontransaction tx(c);
+      if (groups) {
+        return exec_prepared(
+            tx, sql::fetch_next_job(schema_, info.table_name, info.policy, limit > 1, 3), queue,
+            limit, groups->default_limit, tiers);
+      }
       return exec_prepared(
           tx, sql::fetch_next_job(schema_, info.table_name, info.policy, limit > 1), queue, limit);
     });
@@ -444,8 +471,10 @@ std::vector<Job> PgBossClient::fetch(const std::string& queue, int limit) {
 
 std::vector<Job> PgBossClient::complete_and_fetch(const std::string& queue,
                                                   const std::vector<Settle>& done, int limit,
-                                                  std::vector<std::string>& completed) {
-  if (done.empty()) return fetch(queue, limit);
+                                                  std::vector<std::string>& completed,
+                                                  const std::optional<GroupConcurrency>& groups) {
+  if (done.empty()) return fetch(queue, limit, groups);
+  const std::string tiers = group_tiers_json(groups);  // checked before anything is written
   if (limit <= 0) {
     completed = complete(queue, done);
     return {};
@@ -464,6 +493,11 @@ std::vector<Job> PgBossClient::complete_and_fetch(const std::string& queue,
   try {
     r = with_connection(pool_, [&](pqxx::connection& c) {
       pqxx::nontransaction tx(c);
+      if (groups) {
+        return exec_prepared(
+            tx, sql::complete_and_fetch(schema_, info.table_name, info.policy, limit > 1, true),
+            queue, limit, uuid_array(ids), attempts, outputs.dump(), groups->default_limit, tiers);
+      }
       return exec_prepared(
           tx, sql::complete_and_fetch(schema_, info.table_name, info.policy, limit > 1), queue,
           limit, uuid_array(ids), attempts, outputs.dump());

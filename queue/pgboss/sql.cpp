@@ -176,10 +176,11 @@ std::string insert_jobs(std::string_view s, std::string_view t, bool notify) {
 }
 
 std::string fetch_next_job(std::string_view s, std::string_view t, std::string_view policy,
-                           bool batch) {
+                           bool batch, int group_param) {
   const bool strict_fifo = policy == "key_strict_fifo";
   const bool singleton = policy == "singleton" || policy == "stately";
   const bool ranked = singleton && batch;
+  const bool grouped = group_param > 0;
   std::string heads;
   std::string extra;
   if (strict_fifo) {
@@ -203,20 +204,51 @@ std::string fetch_next_job(std::string_view s, std::string_view t, std::string_v
         "AND p.policy = '{pol}' AND COALESCE(p.singleton_key, '') = COALESCE(j.singleton_key, ''))",
         fmt::arg("s", s), fmt::arg("t", t), fmt::arg("pol", policy));
   }
+  // Group concurrency (§4.4): the queue's active jobs per group, counted once per statement
+  // into one jsonb object, so the limit holds across every worker of the queue. A candidate
+  // whose group is already at its limit (tier's, else the default) is not selected at all.
+  std::string counts;
+  std::string group_cols;
+  if (grouped) {
+    counts = fmt::format(
+        "gcounts AS MATERIALIZED (SELECT COALESCE(jsonb_object_agg(a.group_id, a.n), "
+        "'{{}}'::jsonb) AS m FROM (SELECT group_id, count(*)::int AS n FROM {s}.{t} "
+        "WHERE name = $1 AND state = 'active' AND group_id IS NOT NULL GROUP BY group_id) a), ",
+        fmt::arg("s", s), fmt::arg("t", t));
+    const std::string active = "COALESCE(((SELECT m FROM gcounts) ->> j.group_id)::int, 0)";
+    const std::string limit_of = fmt::format(
+        "COALESCE((${}::jsonb ->> j.group_tier)::int, ${}::int)", group_param + 1, group_param);
+    extra += fmt::format(" AND (j.group_id IS NULL OR {} < {})", active, limit_of);
+    group_cols = fmt::format(", j.group_id, j.group_tier, {} AS active_n, {} AS group_limit",
+                             active, limit_of);
+  }
   const std::string next = fmt::format(
-      "next AS (SELECT j.id{key} FROM {s}.{t} j WHERE j.name = $1 AND j.state < 'active' "
+      "next AS (SELECT j.id{key}{group} FROM {s}.{t} j WHERE j.name = $1 AND j.state < 'active' "
       "AND NOT j.blocked AND j.start_after <= {s}.job_now(){extra} "
       "ORDER BY j.priority DESC, j.created_on LIMIT $2 FOR UPDATE OF j SKIP LOCKED)",
-      fmt::arg("key", ranked ? ", j.singleton_key" : ""), fmt::arg("s", s), fmt::arg("t", t),
-      fmt::arg("extra", extra));
+      fmt::arg("key", ranked ? ", j.singleton_key" : ""), fmt::arg("group", group_cols),
+      fmt::arg("s", s), fmt::arg("t", t), fmt::arg("extra", extra));
   const std::string ranking =
-      ranked ? ", ranking AS (SELECT id, row_number() OVER (PARTITION BY singleton_key) AS rn "
-               "FROM next)"
+      ranked ? fmt::format(
+                   ", ranking AS (SELECT id{}, row_number() OVER (PARTITION BY "
+                   "singleton_key) AS rn FROM next)",
+                   grouped ? ", group_id, active_n, group_limit" : "")
              : "";
-  const std::string ids = ranked ? "SELECT id FROM ranking WHERE rn = 1" : "SELECT id FROM next";
+  std::string ids = ranked ? "SELECT id FROM ranking WHERE rn = 1" : "SELECT id FROM next";
+  std::string group_ranking;
+  if (grouped) {
+    // Within the batch, a group's candidates are numbered (by id, as pg-boss does); one whose
+    // number plus the group's active count would pass the limit is left unclaimed.
+    group_ranking = fmt::format(
+        ", granked AS (SELECT id, group_id, active_n, group_limit, row_number() OVER "
+        "(PARTITION BY group_id ORDER BY id) AS grn FROM {})",
+        ranked ? "ranking WHERE rn = 1" : "next");
+    ids = "SELECT id FROM granked WHERE group_id IS NULL OR active_n + grn <= group_limit";
+  }
   return fmt::format(
-      "WITH {heads}{next}{ranking} {update}", fmt::arg("heads", heads), fmt::arg("next", next),
-      fmt::arg("ranking", ranking),
+      "WITH {heads}{counts}{next}{ranking}{granked} {update}", fmt::arg("heads", heads),
+      fmt::arg("counts", counts), fmt::arg("next", next), fmt::arg("ranking", ranking),
+      fmt::arg("granked", group_ranking),
       fmt::arg("update", fmt::format("UPDATE {s}.{t} j SET state = 'active', "
                                      "started_on = {s}.job_now(), heartbeat_on = {s}.job_now(), "
                                      "retry_count = CASE WHEN started_on IS NOT NULL THEN "
@@ -229,11 +261,13 @@ std::string fetch_next_job(std::string_view s, std::string_view t, std::string_v
 }
 
 std::string complete_and_fetch(std::string_view s, std::string_view t, std::string_view policy,
-                               bool batch) {
+                               bool batch, bool grouped) {
   // fetch_next_job is "WITH <ctes> UPDATE …": splice the completion in front as one more CTE
   // and the claim behind as another. The two touch disjoint rows (active vs queued), so running
   // them in one statement changes neither's result; it only saves a commit.
-  const std::string fetch = fetch_next_job(s, t, policy, batch);
+  // The completions are not visible to the claim's snapshot, so a group slot they free counts
+  // as taken until the next statement: the limit may be undershot once, never exceeded.
+  const std::string fetch = fetch_next_job(s, t, policy, batch, grouped ? 6 : 0);
   const std::size_t update_at = fetch.rfind(") UPDATE ");
   const std::string ctes = fetch.substr(5, update_at + 1 - 5);  // after "WITH "
   const std::string claim = fetch.substr(update_at + 2);

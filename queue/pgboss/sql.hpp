@@ -31,18 +31,21 @@ std::string notify_channel(std::string_view schema);
 // inserted row is runnable now.
 std::string insert_jobs(std::string_view schema, std::string_view table, bool notify);
 
-// plans.ts fetchNextJob (no group concurrency), with the claim matched by
-// id = ANY(ARRAY(SELECT …)) (protocol §14.2). $1 queue name, $2 limit. `policy` selects the
-// singleton/stately/key_strict_fifo rules; `batch` > 1 enables the one-per-key ranking. Rows come
-// back in update order, with priority and created_on (epoch) last so the caller can order them.
+// plans.ts fetchNextJob, with the claim matched by id = ANY(ARRAY(SELECT …)) (protocol §14.2).
+// $1 queue name, $2 limit. `policy` selects the singleton/stately/key_strict_fifo rules; `batch`
+// > 1 enables the one-per-key ranking. `group_param` > 0 adds group concurrency (§4.4): $N int
+// the default limit and $N+1 jsonb {tier: limit} ('{}' without tiers), N = group_param; the
+// limits are parameters, so one prepared statement serves every limit. Rows come back in update
+// order, with priority and created_on (epoch) last so the caller can order them.
 std::string fetch_next_job(std::string_view schema, std::string_view table, std::string_view policy,
-                           bool batch);
+                           bool batch, int group_param = 0);
 
 // complete_jobs and fetch_next_job in one statement (one commit instead of two): $1 queue,
-// $2 limit, $3 uuid[] ids to complete, $4 text[] their 'id:retry' pairs, $5 jsonb outputs.
+// $2 limit, $3 uuid[] ids to complete, $4 text[] their 'id:retry' pairs, $5 jsonb outputs;
+// `grouped`: $6 default group limit, $7 jsonb tier limits.
 // Rows: kind 'c' (claimed; the fetch columns follow) or 'd' (completed; only id).
 std::string complete_and_fetch(std::string_view schema, std::string_view table,
-                               std::string_view policy, bool batch);
+                               std::string_view policy, bool batch, bool grouped = false);
 
 // plans.ts completeJobsWithOutputs, fenced: $1 queue, $2 uuid[] ids, $3 text[] 'id:retry' pairs,
 // $4 jsonb object id -> output. Returns the completed ids.

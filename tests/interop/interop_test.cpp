@@ -300,6 +300,58 @@ TEST_F(InteropTest, TwoCppWorkersAndANodeWorkerCompleteEachJobExactlyOnce) {
   EXPECT_GT(cpp_count, 0);
 }
 
+// 4b. groupConcurrency is one limit for pg-boss's work() and the C++ client alike: the active
+// jobs of a group count whoever claimed them.
+TEST_F(InteropTest, GroupConcurrencyHoldsAcrossNodeWorkAndTheCppClient) {
+  client().create_queue("grp");
+  const queue::GroupConcurrency limits{1, {{"pro", 2}}};
+  const std::string node_limits = json{{"default", 1}, {"tiers", {{"pro", 2}}}}.dump();
+  const auto send = [&](int n, json options) {
+    std::vector<queue::SendJob> jobs(static_cast<std::size_t>(n),
+                                     queue::SendJob{json{{"v", 1}}, std::move(options)});
+    ASSERT_EQ(client().send_many("grp", jobs).size(), static_cast<std::size_t>(n));
+  };
+  const auto groups_of = [](const json& jobs) {
+    std::map<std::string, int> n;
+    for (const auto& j : jobs)
+      ++n[j["groupId"].is_null() ? "-" : j["groupId"].get<std::string>()];
+    return n;
+  };
+  using Counts = std::map<std::string, int>;
+  send(2, {{"groupId", "a"}});
+  send(3, {{"groupId", "b"}, {"groupTier", "pro"}});
+  // C++ holds group a's one slot and group b's two.
+  const auto held = client().fetch("grp", 10, limits);
+  ASSERT_EQ(held.size(), 3u);
+  // Node's work() passes over the older a and b jobs and takes only the ungrouped ones.
+  send(2, json::object());
+  EXPECT_EQ(groups_of(node("work-groups", "grp", {"2", "20", "0", node_limits})),
+            (Counts{{"-", 2}}));
+  EXPECT_EQ(count("name = 'grp' AND state = 'created'"), 2);
+  // Once C++ completes its jobs, Node gets one more of each group.
+  std::vector<queue::Settle> done;
+  for (const auto& j : held)
+    done.push_back({j.id, j.retry_count, nullptr});
+  ASSERT_EQ(client().complete("grp", done).size(), 3u);
+  EXPECT_EQ(groups_of(node("work-groups", "grp", {"2", "20", "0", node_limits})),
+            (Counts{{"a", 1}, {"b", 1}}));
+  // The other way round: while Node's handler holds an a job, C++ gets none of group a.
+  send(1, {{"groupId", "a"}});
+  test::BackgroundProcess node_worker({"node", tool_path(), "work-groups", url_, schema_name_,
+                                       "grp", "1", "30", "3000", node_limits});
+  ASSERT_TRUE(node_worker.wait_for_err("claimed a", milliseconds(20'000)))
+      << node_worker.err_so_far();
+  send(1, {{"groupId", "a"}});
+  EXPECT_TRUE(client().fetch("grp", 10, limits).empty());
+  const auto r = node_worker.wait(std::chrono::seconds(30));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(groups_of(json::parse(r.out)), (Counts{{"a", 1}}));
+  const auto after = client().fetch("grp", 10, limits);
+  ASSERT_EQ(after.size(), 1u);
+  EXPECT_EQ(after[0].group_id, std::optional<std::string>("a"));
+  ASSERT_EQ(client().complete("grp", {{after[0].id, after[0].retry_count, nullptr}}).size(), 1u);
+}
+
 // 5. kill -9 of a C++ worker mid-job: another C++ worker's sweep expires the job, then completes
 // it; nothing stays active.
 TEST_F(InteropTest, AKilledWorkersJobIsExpiredBySweepAndCompletedByAnother) {

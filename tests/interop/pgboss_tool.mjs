@@ -6,6 +6,10 @@
 //   find                    findJobs(QUEUE): every job of the queue
 //   watch ID SECONDS        poll getJobById every 25 ms; the distinct states seen and the last job
 //   work N SECONDS          work() with includeMetadata until N jobs arrived: what it received
+//   work-groups N SECONDS HOLD_MS LIMITS
+//                           work() with groupConcurrency LIMITS (JSON) until N jobs arrived; each
+//                           handler logs "claimed GROUP" on stderr and holds its job HOLD_MS;
+//                           stops polling after the Nth: [{id, groupId}] once all are completed
 //   drain SECONDS           work() at batchSize 100 completing {by: 'node'} until SIGTERM or idle
 //   send-timed N GAP_MS     send N jobs one at a time, data {sent_at: epoch ms}
 //   latency N GAP_MS        send and work in-process; send-to-start latency of pg-boss itself
@@ -79,6 +83,24 @@ try {
     });
     const until = Date.now() + seconds * 1000;
     while (got.length < n && Date.now() < until) await sleep(50);
+    out(got);
+  } else if (command === 'work-groups') {
+    const [n, seconds, hold, groupConcurrency] =
+      [Number(args[0]), Number(args[1]), Number(args[2]), JSON.parse(args[3])];
+    const got = [];
+    let running = 0;
+    await boss.work(queue, { groupConcurrency, pollingIntervalSeconds: 0.5 }, async ([job]) => {
+      running++;
+      got.push({ id: job.id, groupId: job.groupId ?? null });
+      process.stderr.write(`claimed ${job.groupId ?? '-'}\n`);
+      // No fetch after the Nth job: offWork stops the loop once this handler returns.
+      if (got.length >= n) boss.offWork(queue, { wait: false });
+      await sleep(hold);
+      running--;
+    });
+    const until = Date.now() + seconds * 1000;
+    while ((got.length < n || running > 0) && Date.now() < until) await sleep(50);
+    await boss.offWork(queue);
     out(got);
   } else if (command === 'drain') {
     const seconds = Number(args[0]);

@@ -203,6 +203,93 @@ TEST_F(ClientTest, CompleteAndFetchWritesBothInOneStatement) {
   EXPECT_EQ(job("q", second[0].id)["state"], "completed");
 }
 
+// pg-boss groupConcurrency (§4.4): groups a (no tier) and c (tier "free", not listed) take the
+// default limit 1, group b (tier "pro") takes 2; jobs without a group are never limited.
+TEST_F(ClientTest, GroupConcurrencyLimitsActiveJobsPerGroupAcrossClients) {
+  client_->create_queue("q");
+  std::vector<SendJob> jobs;
+  for (int i = 0; i < 3; ++i)
+    jobs.push_back({json{{"g", "a"}}, {{"groupId", "a"}}});
+  for (int i = 0; i < 4; ++i)
+    jobs.push_back({json{{"g", "b"}}, {{"groupId", "b"}, {"groupTier", "pro"}}});
+  for (int i = 0; i < 2; ++i)
+    jobs.push_back({json{{"g", "c"}}, {{"groupId", "c"}, {"groupTier", "free"}}});
+  ASSERT_EQ(client_->send_many("q", jobs).size(), 9u);
+  // A later statement, so a later created_on: the ungrouped jobs come after the grouped ones.
+  ASSERT_EQ(client_->send_many("q", std::vector<SendJob>(3, {json{{"g", nullptr}}, json::object()}))
+                .size(),
+            3u);
+  const GroupConcurrency limits{1, {{"pro", 2}}};
+  ConnectionPool pool2(PoolConfig{.url = schema_->url(), .max_size = 2});
+  PgBossClient other(pool2, schema_->name());
+  const auto groups_of = [](const std::vector<Job>& js) {
+    std::map<std::string, int> n;
+    for (const auto& j : js)
+      ++n[j.group_id.value_or("-")];
+    return n;
+  };
+  const auto active = [&] {
+    std::map<std::string, int> n;
+    pqxx::connection c(schema_->url());
+    pqxx::nontransaction tx(c);
+    for (const auto& r : tx.exec(fmt::format("SELECT COALESCE(group_id, '-'), count(*)::int FROM "
+                                             "{}.job WHERE state = 'active' GROUP BY 1",
+                                             schema_->name())))
+      n[r[0].as<std::string>()] = r[1].as<int>();
+    return n;
+  };
+  using Counts = std::map<std::string, int>;
+  // One batch of 10 ranks each group's candidates: one of a, two of b, one of c. As in pg-boss,
+  // the batch's 10 candidates (oldest first: 9 grouped, 1 not) are taken before the ranking, so
+  // the excess of each group only shortens the batch.
+  auto first = client_->fetch("q", 10, limits);
+  EXPECT_EQ(groups_of(first), (Counts{{"a", 1}, {"b", 2}, {"c", 1}, {"-", 1}}));
+  // While those are active, no client gets more of a, b or c, in batches or one at a time.
+  EXPECT_EQ(groups_of(other.fetch("q", 10, limits)), (Counts{{"-", 2}}));
+  EXPECT_TRUE(client_->fetch("q", 1, limits).empty());
+  EXPECT_TRUE(other.fetch("q", 10, limits).empty());
+  // Jobs without a group are never limited.
+  client_->send_many("q", {{json{1}, json::object()}, {json{2}, json::object()}});
+  EXPECT_EQ(groups_of(other.fetch("q", 10, limits)), (Counts{{"-", 2}}));
+  EXPECT_EQ(active(), (Counts{{"a", 1}, {"b", 2}, {"c", 1}, {"-", 5}}));
+  const auto find = [&](const std::string& g) {
+    for (const auto& j : first)
+      if (j.group_id == g) return j;
+    throw std::runtime_error("no job of group " + g);
+  };
+  // Completing frees the slot. complete_and_fetch's claim reads the snapshot its own
+  // completion is not yet visible in, so the slot is free from the next statement on.
+  const Job a1 = find("a");
+  std::vector<std::string> done;
+  EXPECT_TRUE(other.complete_and_fetch("q", {{a1.id, 0, nullptr}}, 10, done, limits).empty());
+  EXPECT_EQ(done, std::vector<std::string>{a1.id});
+  auto a2 = other.fetch("q", 10, limits);
+  EXPECT_EQ(groups_of(a2), (Counts{{"a", 1}}));
+  const Job b1 = find("b");
+  EXPECT_EQ(client_->complete("q", {{b1.id, 0, nullptr}}).size(), 1u);
+  EXPECT_EQ(groups_of(client_->fetch("q", 10, limits)), (Counts{{"b", 1}}));
+  EXPECT_EQ(active(), (Counts{{"a", 1}, {"b", 2}, {"c", 1}, {"-", 5}}));
+  // A larger tier limit lets more in; the default still holds for c.
+  EXPECT_EQ(groups_of(other.fetch("q", 10, GroupConcurrency{1, {{"pro", 3}}})), (Counts{{"b", 1}}));
+  // Without the option nothing is limited.
+  EXPECT_EQ(groups_of(client_->fetch("q", 10)), (Counts{{"a", 1}, {"c", 1}}));
+  // Bad limits are refused before anything is sent.
+  EXPECT_THROW(client_->fetch("q", 1, GroupConcurrency{0, {}}), InputError);
+  EXPECT_THROW(client_->fetch("q", 1, GroupConcurrency{1, {{"pro", 0}}}), InputError);
+  EXPECT_THROW(client_->fetch("q", 1, GroupConcurrency{1, {{"", 2}}}), InputError);
+}
+
+// The batch ranking applies on top of the singleton ranking, as in pg-boss.
+TEST_F(ClientTest, GroupConcurrencyCombinesWithSingletonBatches) {
+  client_->create_queue("s", {{"policy", "singleton"}});
+  std::vector<SendJob> jobs;
+  for (int i = 0; i < 3; ++i)
+    jobs.push_back({json{i}, {{"groupId", "g"}, {"singletonKey", "k" + std::to_string(i)}}});
+  ASSERT_EQ(client_->send_many("s", jobs).size(), 3u);
+  EXPECT_EQ(client_->fetch("s", 10, GroupConcurrency{2, {}}).size(), 2u);
+  EXPECT_TRUE(client_->fetch("s", 10, GroupConcurrency{2, {}}).empty());
+}
+
 TEST_F(ClientTest, AStaleAttemptCannotSettleTheNextOne) {
   client_->create_queue("q", {{"retryLimit", 3}});
   const auto id = *client_->send("q", {json{1}, json::object()});

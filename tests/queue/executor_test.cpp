@@ -6,6 +6,8 @@
 
 #include <atomic>
 #include <chrono>
+#include <map>
+#include <mutex>
 #include <thread>
 
 #include <pqxx/pqxx>
@@ -111,6 +113,42 @@ TEST_F(ExecutorTest, RespectsTheConcurrencyLimit) {
     client_->send("slow", {json{{"i", i}}, json::object()});
   ASSERT_TRUE(eventually([&] { return count("state = 'completed'") == 15; }));
   EXPECT_EQ(peak.load(), 3);
+}
+
+// YW_GROUP_CONCURRENCY reaches every fetch of its queue: with 6 slots, group "a" (limit 1)
+// and group "b" (tier "pro", limit 2) never run more than their limits at once, while the
+// ungrouped jobs fill the remaining slots.
+TEST_F(ExecutorTest, RespectsTheGroupConcurrencyLimit) {
+  std::mutex m;
+  std::map<std::string, int> now, peak;
+  registry_.add("grouped", [&](const json& data, JobContext&) {
+    const std::string g = data["g"].get<std::string>();
+    {
+      std::lock_guard lock(m);
+      peak[g] = std::max(peak[g], ++now[g]);
+    }
+    std::this_thread::sleep_for(milliseconds(40));
+    std::lock_guard lock(m);
+    --now[g];
+    return json::object();
+  });
+  ExecutorOptions opt;
+  opt.concurrency = 6;
+  opt.poll_interval = milliseconds(50);
+  opt.group_concurrency = {{"grouped", queue::GroupConcurrency{1, {{"pro", 2}}}}};
+  start(opt);
+  std::vector<queue::SendJob> jobs;
+  for (int i = 0; i < 6; ++i) {
+    jobs.push_back({json{{"g", "a"}}, {{"groupId", "a"}}});
+    jobs.push_back({json{{"g", "b"}}, {{"groupId", "b"}, {"groupTier", "pro"}}});
+    jobs.push_back({json{{"g", "-"}}, json::object()});
+  }
+  client_->send_many("grouped", jobs);
+  ASSERT_TRUE(eventually([&] { return count("state = 'completed'") == 18; }));
+  std::lock_guard lock(m);
+  EXPECT_EQ(peak["a"], 1);
+  EXPECT_EQ(peak["b"], 2);
+  EXPECT_GE(peak["-"], 2);
 }
 
 // Workers are woken one at a time and pass the wake on; a worker woken for jobs that another

@@ -85,6 +85,25 @@ TEST(ConfigTest, PerQueueConcurrencyOverrides) {
   EXPECT_EQ(c.concurrency_for("extract_metadata"), 4);
 }
 
+TEST(ConfigTest, PerQueueGroupConcurrency) {
+  const auto c = WorkerConfig::from_settings(Settings::from(
+      {}, {{"YW_GROUP_CONCURRENCY", "separate_stems=1;pro:2; free : 1 , fingerprint_audio=4"}}));
+  ASSERT_EQ(c.group_concurrency.size(), 2u);
+  EXPECT_EQ(c.group_concurrency.at("separate_stems"),
+            (queue::GroupConcurrency{1, {{"pro", 2}, {"free", 1}}}));
+  EXPECT_EQ(c.group_concurrency.at("fingerprint_audio"), (queue::GroupConcurrency{4, {}}));
+  EXPECT_TRUE(WorkerConfig::from_settings(Settings::from({}, {})).group_concurrency.empty());
+  for (const std::string bad :
+       {"separate_stems", "separate_stems=", "separate_stems=0", "separate_stems=x",
+        "separate_stems=2;pro", "separate_stems=2;:3", "separate_stems=2;pro:0",
+        "separate_stems=2;pro:2;pro:3", "separate_stems=;pro:2", "bad name=1",
+        "separate_stems=1,separate_stems=2", "separate_stems=1025"}) {
+    EXPECT_NE(config_error({{"YW_GROUP_CONCURRENCY", bad}}).find("YW_GROUP_CONCURRENCY"),
+              std::string::npos)
+        << bad;
+  }
+}
+
 TEST(DatabaseUrlTest, ParsesAndMasks) {
   const auto u = parse_database_url(
       "postgresql://postgres:s3cret@db.example.supabase.co:6543/postgres?sslmode=require");

@@ -61,12 +61,17 @@ class PgBossClient {
 
   // Claims up to `limit` jobs (§4): priority DESC, created_on; due; unblocked; the queue's policy
   // rules. A unique violation raised by the claim (a policy race) reads as an empty fetch.
-  std::vector<Job> fetch(const std::string& queue, int limit);
+  // `groups`: pg-boss's groupConcurrency (§4.4); absent, groups are not limited. Throws
+  // InputError for a limit below 1 or an empty tier name.
+  std::vector<Job> fetch(const std::string& queue, int limit,
+                         const std::optional<GroupConcurrency>& groups = std::nullopt);
 
   // complete(done) and fetch(limit) in one statement and one commit; the ids actually completed
-  // are stored in `completed`. Same semantics as the two calls, which touch disjoint rows.
+  // are stored in `completed`. Same semantics as the two calls, which touch disjoint rows,
+  // except that a group slot freed by `done` is taken into account from the next statement on.
   std::vector<Job> complete_and_fetch(const std::string& queue, const std::vector<Settle>& done,
-                                      int limit, std::vector<std::string>& completed);
+                                      int limit, std::vector<std::string>& completed,
+                                      const std::optional<GroupConcurrency>& groups = std::nullopt);
 
   // Completes the given attempts with their own outputs; returns the ids actually completed.
   std::vector<std::string> complete(const std::string& queue, const std::vector<Settle>& jobs);

@@ -1,5 +1,6 @@
 #pragma once
 // Plain values the pg-boss client hands out and takes back (pgboss-protocol.md §2, §4.5, §8).
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -40,6 +41,16 @@ struct Job {
   std::optional<int> heartbeat_seconds;
   std::optional<std::string> group_id;
   std::optional<std::string> group_tier;
+};
+
+// pg-boss's fetch option groupConcurrency (§4.4): a job with a group_id is claimed only while
+// fewer than its limit of that queue's jobs of the same group are active, counted across every
+// worker. The limit is tiers[group_tier] when the job's tier is listed, else `default_limit`.
+// Jobs without a group are never limited. Every limit is at least 1.
+struct GroupConcurrency {
+  int default_limit = 1;
+  std::map<std::string, int> tiers;
+  bool operator==(const GroupConcurrency&) const = default;
 };
 
 // One settle: the attempt and the output stored with it (already in pg-boss's stored shape; see

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "yw/kernels/device.hpp"
+#include "yw/queue/job.hpp"
 
 namespace yw::worker {
 
@@ -72,6 +73,8 @@ struct WorkerConfig {
   bool production = false;                       // NODE_ENV=production: JSON logs
   int concurrency = 4;                           // jobs in flight per queue
   std::map<std::string, int> queue_concurrency;  // per-queue overrides
+  // pg-boss groupConcurrency per queue (YW_GROUP_CONCURRENCY); a queue not listed is unlimited.
+  std::map<std::string, queue::GroupConcurrency> group_concurrency;
   DeviceRequest device;
   int batch_max = 16;
   int batch_delay_ms = 25;

@@ -36,7 +36,9 @@ struct ExecutorOptions {
   std::vector<std::string> queues;               // empty: every queue in the registry
   int concurrency = 4;                           // jobs in flight per queue (WORKER_CONCURRENCY)
   std::map<std::string, int> queue_concurrency;  // per-queue overrides
-  int max_batch = 100;                           // most jobs claimed by one fetch
+  // pg-boss groupConcurrency per queue, passed to every fetch of that queue (§4.4).
+  std::map<std::string, queue::GroupConcurrency> group_concurrency;
+  int max_batch = 100;  // most jobs claimed by one fetch
   // Fetch and settle loops per queue, each on its own pooled connection: more overlap database
   // round trips (the pool needs fetchers + settlers connections per queue, plus 2).
   int fetchers = 1;
@@ -59,7 +61,7 @@ struct ExecutorOptions {
   const WorkerConfig* config = nullptr;  // handed to handlers
   Device device;
 
-  // concurrency, queue_concurrency, queues from a WorkerConfig.
+  // concurrency, queue_concurrency, group_concurrency, queues from a WorkerConfig.
   static ExecutorOptions from_config(const WorkerConfig& config);
 };
 
