@@ -19,6 +19,7 @@
 #include "yw/common/error.hpp"
 #include "yw/kernels/chromaprint_tables.hpp"
 #include "yw/kernels/cuda/fingerprint_cuda.hpp"
+#include "yw/kernels/device_schedule.hpp"
 
 namespace yw {
 namespace {
@@ -28,8 +29,8 @@ using cuda::PinnedBuffer;
 using cuda::Stream;
 constexpr const char* kWhat = "fingerprint on cuda";
 
-constexpr int kFrame = 4096;
-constexpr int kHop = 1365;
+constexpr int kFrame = fingerprint_schedule::kFrame;
+constexpr int kHop = fingerprint_schedule::kHop;
 constexpr int kBins = kFrame / 2 + 1;
 constexpr int kThreads = 256;
 
@@ -204,58 +205,13 @@ unsigned blocks_for(long long n) {
   return static_cast<unsigned>((n + kThreads - 1) / kThreads);
 }
 
-// Two streams, used in turn by consecutive chunks: while chunk k's kernels run on one, the host
-// stages chunk k+1 and its upload runs on the other, and chunk k's download then runs beside
-// chunk k+1's kernels. The GPU has one copy engine per direction, so a third stream would only
-// queue behind them; a fixed choice rather than a setting.
-constexpr int kStreams = 2;
-
-struct Shape {
-  long long frames = 0, rows = 0, items = 0;
-};
-
-Shape shape_of(std::size_t samples) {
-  const auto n = static_cast<long long>(samples);
-  Shape s;
-  s.frames = n < kFrame ? 0 : (n - kFrame) / kHop + 1;
-  s.rows = std::max(s.frames - 4, 0LL);
-  s.items = std::max(s.rows - 15, 0LL);
-  return s;
-}
-
-// Consecutive signals of a batch that run together. Every quantity of a signal (its frames, its
-// chroma rows, its integral image, its items) depends only on that signal, so splitting a batch
-// into chunks changes which buffers hold a signal, never the arithmetic done for it.
-struct Chunk {
-  std::vector<int> signals;  // indices into the batch, ascending
-  long long samples = 0, frames = 0, rows = 0, items = 0;
-};
-
-// Signals without items need no device work and are left out. A chunk is closed before it would
-// pass kMaxFramesPerPlan frames (one cuFFT execution; a longer signal is a chunk of its own) or
-// hold more than its share of the batch (ceil(signals / kStreams)), so that any batch of two or
-// more signals is pipelined and the buffers are bounded by the chunk, not the batch.
-std::vector<Chunk> make_chunks(const std::vector<MonoSignal>& signals) {
-  std::vector<int> active;
-  for (int i = 0; i < static_cast<int>(signals.size()); ++i)
-    if (shape_of(signals[static_cast<std::size_t>(i)].count).items > 0) active.push_back(i);
-  const std::size_t share = (active.size() + kStreams - 1) / kStreams;
-  std::vector<Chunk> chunks;
-  for (const int i : active) {
-    const MonoSignal& signal = signals[static_cast<std::size_t>(i)];
-    const Shape shape = shape_of(signal.count);
-    if (chunks.empty() || chunks.back().signals.size() >= share ||
-        chunks.back().frames + shape.frames > kMaxFramesPerPlan)
-      chunks.emplace_back();
-    Chunk& c = chunks.back();
-    c.signals.push_back(i);
-    c.samples += static_cast<long long>(signal.count);
-    c.frames += shape.frames;
-    c.rows += shape.rows;
-    c.items += shape.items;
-  }
-  return chunks;
-}
+// The batch's chunks and each signal's shape come from fingerprint_schedule
+// (device_schedule.hpp), host code that the unit tests check without a GPU.
+using fingerprint_schedule::Chunk;
+using fingerprint_schedule::kStreams;
+using fingerprint_schedule::make_chunks;
+using fingerprint_schedule::Shape;
+using fingerprint_schedule::shape_of;
 
 // One stream's share of the pipeline. Everything here is used by `stream` only, so a buffer may
 // be rewritten or grown as soon as that stream is idle, whatever the other slot is doing.

@@ -17,6 +17,7 @@
 #include "cuda_check.cuh"
 #include "yw/common/error.hpp"
 #include "yw/kernels/cuda/hpss_cuda.hpp"
+#include "yw/kernels/device_schedule.hpp"
 
 namespace yw {
 namespace {
@@ -252,12 +253,15 @@ void hpss_cuda(const HpssConfig& cfg, const float* x, int64_t n, float* harmonic
   const cudaStream_t compute = runner.compute.get();
 
   const int n_fft = cfg.stft.n_fft, hop = cfg.stft.hop;
-  const long long frames = stft_frame_count(cfg.stft, n);
   const int bins = stft_bins(cfg.stft);
   const int hh = cfg.harmonic_frames / 2, hp = cfg.percussive_bins / 2;
-  // A larger block than the CPU's keeps the GPU busy; the result does not depend on it.
-  const long long block = std::min<long long>(frames, std::max(cfg.block_frames, 4096));
-  const long long ctx_rows = std::min<long long>(frames, block + 2LL * hh);
+  // Blocks, and which samples go up before and come back after each one: host arithmetic
+  // (device_schedule.hpp) that the unit tests check without a GPU; this function only issues it.
+  const hpss_schedule::Plan plan = hpss_schedule::plan(
+      n, n_fft, hop, cfg.harmonic_frames, hpss_schedule::cuda_block_frames(cfg.block_frames));
+  const long long frames = plan.frames;
+  const long long block = plan.block;
+  const long long ctx_rows = plan.ctx_rows;
 
   DeviceArray<float> d_x(static_cast<size_t>(n)), d_h(static_cast<size_t>(n)),
       d_p(static_cast<size_t>(n)), d_window(static_cast<size_t>(n_fft));
@@ -282,9 +286,7 @@ void hpss_cuda(const HpssConfig& cfg, const float* x, int64_t n, float* harmonic
   YW_CUDA_CHECK(kWhat,
                 cudaMemsetAsync(d_p.get(), 0, static_cast<size_t>(n) * sizeof(float), compute));
 
-  long long uploaded_to = 0;  // samples [0, uploaded_to) are queued for upload
-  long long final_from = 0;   // samples [0, final_from) are normalised and queued for download
-  int ups = 0, downs = 0;     // pieces queued so far, each way
+  int ups = 0, downs = 0;  // pieces queued so far, each way
   std::array<Piece, 2> down_piece;
   // Copies a downloaded piece out of its staging buffer into the caller's stems.
   auto collect = [&](int piece) {
@@ -295,25 +297,23 @@ void hpss_cuda(const HpssConfig& cfg, const float* x, int64_t n, float* harmonic
     std::copy_n(runner.percussive[static_cast<size_t>(buf)].get(), p.count, percussive + p.from);
   };
 
-  for (long long a = 0; a < frames; a += block) {
-    const long long b = std::min(frames, a + block);
+  for (const hpss_schedule::Step& step : plan.steps) {
+    const long long a = step.a, b = step.b;
     const long long rows = b - a;
-    const long long ca = std::max(0LL, a - hh);
-    const long long cb = std::min(frames, b + hh);
+    const long long ca = step.ca, cb = step.cb;
 
-    // frame_kernel reads ctx_rows frames from ca, so up to this sample (exclusive).
-    const long long need = std::min<long long>(n, (ca + ctx_rows - 1) * hop + n_fft / 2);
-    if (need > uploaded_to) {
+    // frame_kernel reads ctx_rows frames from ca; the plan uploads every sample they read.
+    if (step.upload_to > step.upload_from) {
       const auto buf = static_cast<size_t>(ups % 2);
       if (ups >= 2) runner.uploaded[buf].synchronize(kWhat);
-      const auto count = static_cast<size_t>(need - uploaded_to);
+      const auto count = static_cast<size_t>(step.upload_to - step.upload_from);
       float* staged = runner.x[buf].reserve(kWhat, count);
-      std::copy_n(x + uploaded_to, count, staged);
-      d_x.upload_async(kWhat, staged, static_cast<size_t>(uploaded_to), count, runner.upload.get());
+      std::copy_n(x + step.upload_from, count, staged);
+      d_x.upload_async(kWhat, staged, static_cast<size_t>(step.upload_from), count,
+                       runner.upload.get());
       runner.uploaded[buf].record(kWhat, runner.upload.get());
       // The upload stream runs in order, so this also covers every earlier piece.
       runner.uploaded[buf].make_wait(kWhat, compute);
-      uploaded_to = need;
       ++ups;
     }
 
@@ -342,11 +342,11 @@ void hpss_cuda(const HpssConfig& cfg, const float* x, int64_t n, float* harmonic
     }
     YW_CUDA_CHECK(kWhat, cudaGetLastError());
 
-    // Frames from b on start at sample b * hop - n_fft / 2, so every sample before it has all of
-    // its overlap-adds; later blocks never write it again.
-    const long long final_to = b == frames ? n : std::clamp<long long>(b * hop - n_fft / 2, 0, n);
-    if (final_to > final_from) {
-      const long long count = final_to - final_from;
+    // Samples that no later block's frames reach (the plan's final range) have all of their
+    // overlap-adds; later blocks never write them again.
+    if (step.final_to > step.final_from) {
+      const long long final_from = step.final_from;
+      const long long count = step.final_to - final_from;
       normalise_kernel<<<blocks_for(count), kThreads, 0, compute>>>(
           d_h.get(), final_from, count, frames, n_fft, hop, d_window.get());
       normalise_kernel<<<blocks_for(count), kThreads, 0, compute>>>(
@@ -366,11 +366,10 @@ void hpss_cuda(const HpssConfig& cfg, const float* x, int64_t n, float* harmonic
       down_piece[buf] = {final_from, count};
       // The previous piece's host copy overlaps this block's download and the next block.
       if (downs >= 1) collect(downs - 1);
-      final_from = final_to;
       ++downs;
     }
   }
-  if (downs >= 1) collect(downs - 1);  // the last block always ends one, as final_to is n there
+  if (downs >= 1) collect(downs - 1);  // the last step always ends one, as its final_to is n
 }
 
 }  // namespace yw
