@@ -511,6 +511,11 @@ struct Executor::Impl {
     if (ok) {
       ++completed;
       count(loop.name, "completed", 1);
+      // Children for queues this process serves are claimed now rather than at the next poll:
+      // a queue without `notify` would otherwise leave a record's stages idle for up to
+      // poll_interval each. (Other workers learn of them by NOTIFY or their own polling.)
+      for (const auto& [child_queue, _] : o.children)
+        wake(child_queue);
     } else {
       report_lost(loop.name, {o.settle}, {}, "complete");
     }

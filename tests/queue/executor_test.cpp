@@ -293,6 +293,29 @@ TEST_F(ExecutorTest, ChildJobsAreSentInTheTransactionThatCompletesTheParent) {
       << "a parent whose children cannot all be sent sends none";
 }
 
+TEST_F(ExecutorTest, ChildrenForAServedQueueStartWithoutWaitingForThePoll) {
+  registry_.add("stage1", [](const json&, JobContext& ctx) {
+    ctx.children->push_back({"stage2", json{{"n", 1}}, json::object()});
+    return json::object();
+  });
+  std::atomic<bool> child_ran{false};
+  registry_.add("stage2", [&](const json&, JobContext&) {
+    child_ran = true;
+    return json::object();
+  });
+  ExecutorOptions opt;
+  opt.poll_interval = milliseconds(20'000);
+  // The parent arrives by NOTIFY; the child's queue has none, so only the in-process wake helps.
+  opt.queue_options = {{"stage1", {{"notify", true}}}};
+  start(opt);
+  std::this_thread::sleep_for(milliseconds(500));  // LISTEN established, both loops polled once
+  client_->send("stage1", {json{{"n", 1}}, json::object()});
+  const auto t0 = std::chrono::steady_clock::now();
+  ASSERT_TRUE(eventually([&] { return child_ran.load(); }, milliseconds(5'000)))
+      << "the child waited for the poll interval";
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, milliseconds(5'000));
+}
+
 TEST_F(ExecutorTest, NotifyWakesTheFetchLoopBeforeThePollInterval) {
   registry_.add("fast", [](const json&, JobContext&) { return json::object(); });
   ExecutorOptions opt;
