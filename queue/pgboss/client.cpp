@@ -138,16 +138,29 @@ std::string text_array(const std::vector<std::string>& items) {
 }
 
 // The attempt fence's parameter: {"<id>": retry_count, ...} (ids are UUIDs: nothing to escape).
-template <typename Range, typename Project>
-std::string attempts_object(const Range& items, Project project) {
+std::string attempts_object(const std::vector<std::pair<std::string, int>>& attempts) {
   std::string out = "{";
-  bool first = true;
-  for (const auto& item : items) {
-    const auto [id, retry] = project(item);
-    fmt::format_to(std::back_inserter(out), "{}\"{}\":{}", first ? "" : ",", id, retry);
-    first = false;
-  }
+  for (std::size_t i = 0; i < attempts.size(); ++i)
+    fmt::format_to(std::back_inserter(out), "{}\"{}\":{}", i ? "," : "", attempts[i].first,
+                   attempts[i].second);
   return out + "}";
+}
+
+// The three parameters every fenced settle statement takes: the ids, the attempt fence and
+// each job's own output ({"<id>": output}).
+struct SettleParams {
+  std::string ids, attempts, outputs;
+};
+SettleParams settle_params(const std::vector<Settle>& jobs) {
+  std::vector<std::string> ids;
+  std::vector<std::pair<std::string, int>> attempts;
+  json outputs = json::object();
+  for (const auto& j : jobs) {
+    ids.push_back(j.id);
+    attempts.emplace_back(j.id, j.retry_count);
+    outputs[j.id] = j.output;
+  }
+  return {uuid_array(ids), attempts_object(attempts), outputs.dump()};
 }
 
 std::optional<int> opt_int(const pqxx::field& f) {
@@ -480,15 +493,7 @@ std::vector<Job> PgBossClient::complete_and_fetch(const std::string& queue,
     return {};
   }
   const QueueInfo info = this->queue(queue);
-  std::vector<std::string> ids;
-  json outputs = json::object();
-  for (const auto& j : done) {
-    ids.push_back(j.id);
-    outputs[j.id] = j.output;
-  }
-  const std::string attempts = attempts_object(done, [](const Settle& j) {
-    return std::pair<const std::string&, int>(j.id, j.retry_count);
-  });
+  const SettleParams p = settle_params(done);
   pqxx::result r;
   try {
     r = with_connection(pool_, [&](pqxx::connection& c) {
@@ -496,11 +501,11 @@ std::vector<Job> PgBossClient::complete_and_fetch(const std::string& queue,
       if (groups) {
         return exec_prepared(
             tx, sql::complete_and_fetch(schema_, info.table_name, info.policy, limit > 1, true),
-            queue, limit, uuid_array(ids), attempts, outputs.dump(), groups->default_limit, tiers);
+            queue, limit, p.ids, p.attempts, p.outputs, groups->default_limit, tiers);
       }
       return exec_prepared(
           tx, sql::complete_and_fetch(schema_, info.table_name, info.policy, limit > 1), queue,
-          limit, uuid_array(ids), attempts, outputs.dump());
+          limit, p.ids, p.attempts, p.outputs);
     });
   } catch (const pqxx::sql_error& e) {
     // The claim's policy race rolled the completion back with it: complete on its own.
@@ -566,22 +571,14 @@ std::vector<std::string> PgBossClient::settle(const std::string& queue,
                                               const std::vector<Settle>& jobs, int kind) {
   if (jobs.empty()) return {};
   const QueueInfo info = this->queue(queue);
-  std::vector<std::string> ids;
-  json outputs = json::object();
-  for (const auto& j : jobs) {
-    ids.push_back(j.id);
-    outputs[j.id] = j.output;
-  }
-  const std::string attempts = attempts_object(jobs, [](const Settle& j) {
-    return std::pair<const std::string&, int>(j.id, j.retry_count);
-  });
+  const SettleParams p = settle_params(jobs);
   const std::string statement =
       kind == kComplete ? sql::complete_jobs(schema_, info.table_name)
                         : sql::fail_jobs(schema_, info.table_name, kind == kFailTerminal);
   try {
     return with_connection(pool_, [&](pqxx::connection& c) {
       pqxx::nontransaction tx(c);
-      return ids_of(exec_prepared(tx, statement, queue, uuid_array(ids), attempts, outputs.dump()));
+      return ids_of(exec_prepared(tx, statement, queue, p.ids, p.attempts, p.outputs));
     });
   } catch (const pqxx::sql_error& e) {
     if (e.sqlstate() == "42P01" || e.sqlstate() == "23514") invalidate(queue);
@@ -608,10 +605,9 @@ bool PgBossClient::complete_with_children(const std::string& queue, const Settle
     child_infos.push_back(this->queue(q));
   return with_connection(pool_, [&](pqxx::connection& c) {
     pqxx::work tx(c);
-    const json outputs = {{job.id, job.output}};
-    const auto done =
-        tx.exec_params(sql::complete_jobs(schema_, info.table_name), queue, uuid_array({job.id}),
-                       fmt::format("{{\"{}\":{}}}", job.id, job.retry_count), outputs.dump());
+    const SettleParams p = settle_params({job});
+    const auto done = tx.exec_params(sql::complete_jobs(schema_, info.table_name), queue, p.ids,
+                                     p.attempts, p.outputs);
     if (done.empty()) {
       tx.abort();
       return false;
@@ -634,7 +630,7 @@ std::vector<std::string> PgBossClient::touch(
   std::vector<std::string> ids;
   for (const auto& [id, retry] : attempts)
     ids.push_back(id);
-  const std::string fence = attempts_object(attempts, [](const auto& a) { return a; });
+  const std::string fence = attempts_object(attempts);
   return with_connection(pool_, [&](pqxx::connection& c) {
     pqxx::nontransaction tx(c);
     return ids_of(exec_prepared(tx, sql::touch_jobs(schema_, info.table_name), queue,
