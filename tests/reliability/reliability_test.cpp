@@ -568,26 +568,6 @@ class GatedAudioServer {
   std::thread acceptor_;
 };
 
-// One GET on loopback: the whole response, or "" when nothing answers.
-std::string http_get(int port, const std::string& path) {
-  const int s = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<std::uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  std::string out;
-  if (::connect(s, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) {
-    const std::string req = "GET " + path + " HTTP/1.1\r\nHost: localhost\r\n\r\n";
-    ::send(s, req.data(), req.size(), MSG_NOSIGNAL);
-    char buf[8192];
-    ssize_t n;
-    while ((n = ::recv(s, buf, sizeof buf, 0)) > 0)
-      out.append(buf, static_cast<std::size_t>(n));
-  }
-  ::close(s);
-  return out;
-}
-
 // The value of an unlabelled sample in a Prometheus exposition, or -1 when it is absent.
 double metric_value(const std::string& exposition, const std::string& name) {
   const auto at = exposition.find("\n" + name + " ");

@@ -55,4 +55,7 @@ std::string worker_binary();
 // A fresh temporary directory (removed by the caller if wanted).
 std::string make_temp_dir(const std::string& prefix);
 
+// One HTTP GET on loopback: the whole response, or "" when nothing answers.
+std::string http_get(int port, const std::string& path);
+
 }  // namespace yw::test

@@ -121,26 +121,6 @@ int free_port() {
   return ntohs(addr.sin_port);
 }
 
-// One GET on loopback; the whole response, or "" when nothing listens.
-std::string http_get(int port, const std::string& path) {
-  const int s = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  std::string out;
-  if (::connect(s, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) {
-    const std::string req = "GET " + path + " HTTP/1.1\r\nHost: localhost\r\n\r\n";
-    ::send(s, req.data(), req.size(), 0);
-    char buf[8192];
-    ssize_t n;
-    while ((n = ::recv(s, buf, sizeof buf, 0)) > 0)
-      out.append(buf, static_cast<std::size_t>(n));
-  }
-  ::close(s);
-  return out;
-}
-
 TEST(RunOpsTest, ServesMetricsHealthAndReadiness) {
   YW_REQUIRE_DATABASE();
   PgBossSchema schema;
