@@ -23,12 +23,9 @@ while [ $# -gt 0 ]; do
     *) echo "fingerprint bench: unknown argument $1" >&2; exit 2 ;;
   esac
 done
-bin=${YW_WORKER_BIN:-}  # default: build/dev, else the first build/*
-if [ -z "$bin" ]; then
-  for b in "$root"/build/dev/worker/yesod-worker "$root"/build/*/worker/yesod-worker; do
-    [ -x "$b" ] && { bin=$b; break; }
-  done
-fi
+# shellcheck source=scripts/lib/built.sh
+source "$root/scripts/lib/built.sh"
+bin=${YW_WORKER_BIN:-$(yw_built "$root" worker/yesod-worker || true)}
 [ -n "$bin" ] && [ -x "$bin" ] || { echo "fingerprint bench: build yesod-worker first" >&2; exit 2; }
 build=$(dirname "$(dirname "$bin")")
 for t in sox ffmpeg fpcalc /usr/bin/time; do

@@ -20,12 +20,9 @@ while [ $# -gt 0 ]; do
     *) echo "metadata bench: unknown argument $1" >&2; exit 2 ;;
   esac
 done
-bin=${YW_WORKER_BIN:-}
-if [ -z "$bin" ]; then
-  for b in "$root"/build/dev/worker/yesod-worker "$root"/build/*/worker/yesod-worker; do
-    [ -x "$b" ] && { bin=$b; break; }
-  done
-fi
+# shellcheck source=scripts/lib/built.sh
+source "$root/scripts/lib/built.sh"
+bin=${YW_WORKER_BIN:-$(yw_built "$root" worker/yesod-worker || true)}
 [ -n "$bin" ] && [ -x "$bin" ] || { echo "metadata bench: build yesod-worker first" >&2; exit 2; }
 for t in sox ffmpeg ffprobe; do
   command -v $t >/dev/null || { echo "metadata bench: $t is needed" >&2; exit 2; }

@@ -25,10 +25,9 @@ while [ $# -gt 0 ]; do
   esac
 done
 device=${YW_BENCH_DEVICE:-cpu}
-bin=""
-for b in "${YW_BUILD_DIR:-/nonexistent}"/worker/yesod-worker "$root"/build/dev/worker/yesod-worker "$root"/build/*/worker/yesod-worker; do
-  [ -x "$b" ] && { bin=$b; break; }
-done
+# shellcheck source=scripts/lib/built.sh
+source "$root/scripts/lib/built.sh"
+bin=$(yw_built "$root" worker/yesod-worker || true)
 [ -n "$bin" ] || { echo "pipeline bench: build yesod-worker first" >&2; exit 2; }
 tool=$root/tests/pipeline/pipeline_tool.mjs
 cli=$root/scripts/pgboss/node_modules/.bin/pg-boss

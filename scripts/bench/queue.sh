@@ -36,12 +36,9 @@ while [ $# -gt 0 ]; do
     *) echo "queue bench: unknown argument $1" >&2; exit 2 ;;
   esac
 done
-bin=${YW_TEST_WORKER_BIN:-}
-if [ -z "$bin" ]; then
-  for b in "$root"/build/dev/tests/interop/yw_test_worker "$root"/build/*/tests/interop/yw_test_worker; do
-    [ -x "$b" ] && { bin=$b; break; }
-  done
-fi
+# shellcheck source=scripts/lib/built.sh
+source "$root/scripts/lib/built.sh"
+bin=${YW_TEST_WORKER_BIN:-$(yw_built "$root" tests/interop/yw_test_worker || true)}
 [ -n "$bin" ] && [ -x "$bin" ] || { echo "queue bench: build yw_test_worker first (ninja yw_test_worker)" >&2; exit 2; }
 tool=$root/tests/interop/pgboss_tool.mjs
 cli=$root/scripts/pgboss/node_modules/.bin/pg-boss

@@ -12,12 +12,9 @@ set -euo pipefail
 # scripts/bench.sh passes the area name first.
 [ "${1:-}" = separation ] && shift
 root=$(cd "$(dirname "$0")/../.." && pwd)
-bench=${YW_SEPARATION_BENCH:-}
-if [ -z "$bench" ]; then
-  for b in "$root"/build/*/tests/models/yw_separation_bench "$root"/build/tests/models/yw_separation_bench; do
-    [ -x "$b" ] && { bench=$b; break; }
-  done
-fi
+# shellcheck source=scripts/lib/built.sh
+source "$root/scripts/lib/built.sh"
+bench=${YW_SEPARATION_BENCH:-$(yw_built "$root" tests/models/yw_separation_bench || true)}
 [ -n "$bench" ] && [ -x "$bench" ] || {
   echo "separation bench: build the target yw_separation_bench first (YW_TORCH=ON)" >&2
   exit 2
