@@ -31,7 +31,8 @@ std::uint16_t le16(const unsigned char* p) {
 // libsndfile quietly shortens a WAV whose header promises more data than the file holds, and
 // reports zero-channel or absurd headers only as "unknown format". Walking the RIFF chunks first
 // lets the error say what is wrong.
-void check_riff(const std::filesystem::path& path, std::ifstream& in, std::uintmax_t size) {
+void check_riff(const std::filesystem::path& path, std::ifstream& in, std::uintmax_t size,
+                bool allow_short_data) {
   std::array<unsigned char, 12> head{};
   in.read(reinterpret_cast<char*>(head.data()), head.size());
   if (in.gcount() < 12 || std::memcmp(head.data(), "RIFF", 4) != 0 ||
@@ -73,7 +74,8 @@ void check_riff(const std::filesystem::path& path, std::ifstream& in, std::uintm
       if (!have_fmt)
         YW_THROW_INPUT("{}: malformed WAV: 'data' chunk before the 'fmt ' chunk", path.string());
       // 0 and 0xFFFFFFFF are what streaming writers leave when they cannot seek back.
-      if (chunk_size != 0 && chunk_size != 0xFFFFFFFFu && body + chunk_size > size)
+      if (!allow_short_data && chunk_size != 0 && chunk_size != 0xFFFFFFFFu &&
+          body + chunk_size > size)
         YW_THROW_INPUT(
             "{}: truncated WAV: the header promises {} bytes of samples but the file holds {}",
             path.string(), chunk_size, size - std::min(size, body));
@@ -116,7 +118,7 @@ void check_not_text(const std::filesystem::path& path, std::ifstream& in) {
 }  // namespace
 }  // namespace audio_detail
 
-std::unique_ptr<AudioReader> AudioReader::open(const std::filesystem::path& path) {
+void audio_detail::check_input_file(const std::filesystem::path& path, bool allow_short_data) {
   std::error_code ec;
   const auto status = std::filesystem::status(path, ec);
   if (ec || !std::filesystem::exists(status))
@@ -129,9 +131,11 @@ std::unique_ptr<AudioReader> AudioReader::open(const std::filesystem::path& path
   const std::uintmax_t size = std::filesystem::file_size(path, ec);
   if (!ec && size == 0) YW_THROW_INPUT("{}: empty file (0 bytes)", path.string());
   audio_detail::check_not_text(path, in);
-  if (!ec) audio_detail::check_riff(path, in, size);
-  in.close();
+  if (!ec) audio_detail::check_riff(path, in, size, allow_short_data);
+}
 
+std::unique_ptr<AudioReader> AudioReader::open(const std::filesystem::path& path) {
+  audio_detail::check_input_file(path, false);
   std::string why;
   if (auto reader = audio_detail::open_sndfile(path, why)) return reader;
   return audio_detail::open_ffmpeg(path, why);

@@ -8,6 +8,12 @@
 
 namespace yw::audio_detail {
 
+// The checks every opener runs before a decoder sees the file: it exists, is a regular non-empty
+// file, is not a text/HTML page, and a RIFF/WAVE header is sane. Throws yw::InputError saying
+// what is wrong. `allow_short_data`: a WAV whose 'data' chunk promises more bytes than the file
+// holds is accepted (fpcalc fingerprints what is there).
+void check_input_file(const std::filesystem::path& path, bool allow_short_data);
+
 // libsndfile. Returns nullptr and sets `why` when libsndfile does not know the format (so the
 // FFmpeg backend gets a try); throws yw::InputError when it knows the format but the file is bad.
 std::unique_ptr<AudioReader> open_sndfile(const std::filesystem::path& path, std::string& why);

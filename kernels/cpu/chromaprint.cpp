@@ -196,40 +196,28 @@ std::vector<std::uint32_t> decompress_fingerprint(std::string_view text, int* al
 
 namespace {
 
-// Decodes `path` and converts it as fpcalc does, handing each converted block to `sink` until
-// `length_seconds` of converted audio (fpcalc counts its limit in 11025 Hz samples) or the end.
+// Decodes `path` and converts it as fpcalc does (FpcalcDecoder), handing each converted block to
+// `sink` until `length_seconds` of converted audio (fpcalc counts its limit in 11025 Hz samples,
+// and cuts the block that crosses it) or the end.
 template <typename Sink>
-AudioInfo convert_file(const std::filesystem::path& path, double length_seconds, Sink&& sink) {
-  auto reader = AudioReader::open(path);
-  const AudioInfo info = reader->info();
-  const auto channels = static_cast<std::size_t>(info.channels);
+AudioInfo convert_file(const std::filesystem::path& path, double length_seconds, double& duration,
+                       Sink&& sink) {
+  FpcalcDecoder decoder(path);
   // Lengths beyond ~30 000 years (or infinite) mean the whole file, like 0.
   const bool limited = length_seconds > 0 && length_seconds < 1e12;
   const std::int64_t limit =
       limited ? static_cast<std::int64_t>(length_seconds * kFpcalcSampleRate) : -1;
-  FpcalcResampler resampler(info.sample_rate, info.channels);
-  constexpr std::size_t kBlockFrames = 16384;
-  std::vector<std::int16_t> block(kBlockFrames * channels);
   std::vector<std::int16_t> mono;
   std::int64_t used = 0;
-  const auto push = [&] {
+  while ((limit < 0 || used < limit) && decoder.read(mono)) {
     if (limit >= 0 && used + static_cast<std::int64_t>(mono.size()) > limit)
       mono.resize(static_cast<std::size_t>(limit - used));
-    sink(std::span<const std::int16_t>(mono));
+    if (!mono.empty()) sink(std::span<const std::int16_t>(mono));
     used += static_cast<std::int64_t>(mono.size());
     mono.clear();
-  };
-  while (limit < 0 || used < limit) {
-    const std::size_t got = reader->read_int16(block.data(), kBlockFrames);
-    if (got == 0) {
-      resampler.flush(mono);
-      push();
-      break;
-    }
-    resampler.feed(block.data(), got, mono);
-    push();
   }
-  return info;
+  duration = decoder.duration_seconds();
+  return decoder.info();
 }
 
 }  // namespace
@@ -237,9 +225,8 @@ AudioInfo convert_file(const std::filesystem::path& path, double length_seconds,
 FileFingerprint fingerprint_file(const std::filesystem::path& path, double length_seconds) {
   FileFingerprint out;
   FingerprinterCpu core;
-  out.info = convert_file(path, length_seconds,
+  out.info = convert_file(path, length_seconds, out.duration_seconds,
                           [&](std::span<const std::int16_t> block) { core.feed(block); });
-  out.duration_seconds = out.info.duration_seconds;
   out.items = core.items();
   if (!out.items.empty()) out.fingerprint = compress_fingerprint(out.items);
   return out;
@@ -247,10 +234,10 @@ FileFingerprint fingerprint_file(const std::filesystem::path& path, double lengt
 
 FpcalcSignal fpcalc_signal(const std::filesystem::path& path, double length_seconds) {
   FpcalcSignal out;
-  out.info = convert_file(path, length_seconds, [&](std::span<const std::int16_t> block) {
-    out.samples.insert(out.samples.end(), block.begin(), block.end());
-  });
-  out.duration_seconds = out.info.duration_seconds;
+  out.info = convert_file(path, length_seconds, out.duration_seconds,
+                          [&](std::span<const std::int16_t> block) {
+                            out.samples.insert(out.samples.end(), block.begin(), block.end());
+                          });
   return out;
 }
 

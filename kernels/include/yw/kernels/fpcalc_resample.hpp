@@ -14,12 +14,45 @@
 // Thread-safety: one instance per stream; instances are independent.
 #include <cstddef>
 #include <cstdint>
+#include <filesystem>
 #include <memory>
+#include <string>
 #include <vector>
+
+#include "yw/kernels/audio.hpp"
 
 namespace yw {
 
 inline constexpr int kFpcalcSampleRate = 11025;
+
+// fpcalc's whole front end on one file: FFmpeg decodes it with the decoder's own sample format
+// and libswresample converts it to int16 mono 11025 Hz with fpcalc's options, calling both
+// libraries as Debian fpcalc 1.5.1 does (kernels/cpu/audio_ffmpeg.cpp says how), so the samples
+// are the ones fpcalc feeds Chromaprint, for every format, sample type and channel layout FFmpeg
+// decodes. Streams: memory is one decoded frame plus swr's look-ahead.
+// Errors: yw::InputError naming the file when it cannot be opened or decoded at all. A decode
+// error after the start ends the stream there, as it ends fpcalc's read: read() returns false
+// and stop_reason() says why (empty after a clean end of file).
+class FpcalcDecoder {
+ public:
+  explicit FpcalcDecoder(const std::filesystem::path& path);
+  ~FpcalcDecoder();
+  FpcalcDecoder(const FpcalcDecoder&) = delete;
+  FpcalcDecoder& operator=(const FpcalcDecoder&) = delete;
+
+  // The stream as opened (backend "ffmpeg"; rate and channels are the decoder's).
+  const AudioInfo& info() const noexcept;
+  // What fpcalc prints as the duration: the stream's duration in whole milliseconds (else the
+  // container's), in seconds; 0 when unknown.
+  double duration_seconds() const noexcept;
+  // Appends the next converted block (possibly empty) to `out`; false at the end of the stream.
+  bool read(std::vector<std::int16_t>& out);
+  const std::string& stop_reason() const noexcept;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
 
 class FpcalcResampler {
  public:
