@@ -14,6 +14,7 @@ YW_APT_PACKAGES=(
   postgresql
   nodejs npm
   libchromaprint-tools ffmpeg sox
+  hyperrogue-music planetblupi-music-ogg nexuiz-music unzip
   prometheus
   fluidsynth fluid-soundfont-gm
   time
