@@ -1,25 +1,27 @@
 #!/usr/bin/env bash
-# Fingerprint throughput, one run, the same files for both sides (issue 4):
-#   ours:  `yesod-worker fingerprint --length 0 F1 … F20` (one process)
-#   peer:  `fpcalc -length 0 F` once per file (Debian fpcalc 1.5.1)
-# for twenty 3-minute 44.1 kHz stereo WAVs and the same as MP3 (192 kbps). Prints audio seconds
-# per wall second for each, the ratio, our peak resident memory, whether the WAV outputs are
-# identical, and the core alone (PCM already at 11025 Hz) in x real time per core; with a CUDA
-# build and a device, the batched CUDA core too. Targets: >= 2x fpcalc on WAV, >= 1.3x on MP3,
-# core >= 10,000x real time per core.
+# Fingerprint speed and fidelity on real uploads, side by side with Debian fpcalc 1.5.1 (issue 12):
+#   ours:  `yesod-worker fingerprint F1 … Fn` per codec (one process, --jobs 0 = one per CPU)
+#   peer:  `fpcalc F` once per file, as users run it
+# on a realistic mix derived from real music in Debian packages (scripts/lib/real_audio.sh):
+# Vorbis as shipped, MP3, AAC, Opus, FLAC 16/24, WAV 16/24/float and 5.1 AAC/FLAC, default length.
+# Prints a per-codec table of CPU seconds (user + sys) and wall seconds for both, their ratios
+# (fpcalc ÷ ours: above 1 means ours is faster) and how many outputs are byte-identical, then the
+# whole mix. Targets: >= 1.5x fpcalc in CPU and wall on the mix, no codec below 1.0x. Then the
+# full real-music oracle (every track of the three packages, every recipe; --no-oracle skips it)
+# and the core alone (PCM already at 11025 Hz), with the CUDA core where built.
 #
-#   scripts/bench.sh fingerprint [--files 20] [--seconds 180]
+#   scripts/bench.sh fingerprint [--tracks 6] [--no-oracle]
 #
-# The audio is generated once (sox, ffmpeg) into $YW_BENCH_CACHE/fingerprint (default
-# build/bench-cache/fingerprint) and reused. Wall-clock figures: run on an otherwise idle machine.
+# Derived files are cached in $YW_REAL_CACHE (default build/real-audio). Wall-clock figures need an
+# otherwise idle machine; CPU seconds are the robust figure on a shared one.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
-files=20
-seconds=180
+tracks=6
+oracle=1
 while [ $# -gt 0 ]; do
   case $1 in
-    --files) files=$2; shift 2 ;;
-    --seconds) seconds=$2; shift 2 ;;
+    --tracks) tracks=$2; shift 2 ;;
+    --no-oracle) oracle=0; shift ;;
     *) echo "fingerprint bench: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -28,87 +30,82 @@ source "$root/scripts/lib/built.sh"
 bin=${YW_WORKER_BIN:-$(yw_built "$root" worker/yesod-worker || true)}
 [ -n "$bin" ] && [ -x "$bin" ] || { echo "fingerprint bench: build yesod-worker first" >&2; exit 2; }
 build=$(dirname "$(dirname "$bin")")
-for t in sox ffmpeg fpcalc /usr/bin/time; do
+for t in ffmpeg ffprobe fpcalc /usr/bin/time; do
   command -v $t >/dev/null || { echo "fingerprint bench: $t is needed" >&2; exit 2; }
 done
+export YW_REAL_CACHE=${YW_REAL_CACHE:-$root/build/real-audio}
+# shellcheck source=scripts/lib/real_audio.sh
+source "$root/scripts/lib/real_audio.sh"
 
-cache=${YW_BENCH_CACHE:-$root/build/bench-cache}/fingerprint/${files}x${seconds}s
-mkdir -p "$cache"
-wavs=() mp3s=()
-for (( i = 0; i < files; i++ )); do
-  w=$cache/song$i.wav m=$cache/song$i.mp3
-  if [ ! -s "$w" ]; then
-    echo "generating $w"
-    # Plucked chords whose root moves with i, over pink noise, with a slow tremolo.
-    sox -q -R -n -r 44100 -c 2 -b 16 "$w.tmp.wav" synth "$seconds" \
-      pluck "%$(( i % 12 - 12 ))" pluck "%$(( i % 12 - 5 ))" pluck "%$(( i % 12 ))" \
-      synth "$seconds" pinknoise mix tremolo 0.$(( i % 9 + 1 )) 40 vol 0.7
-    mv "$w.tmp.wav" "$w"
-  fi
-  if [ ! -s "$m" ]; then
-    ffmpeg -nostdin -loglevel error -y -i "$w" -c:a libmp3lame -b:a 192k "$m.tmp.mp3"
-    mv "$m.tmp.mp3" "$m"
-  fi
-  wavs+=("$w") mp3s+=("$m")
-done
-audio=$(( files * seconds ))
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-
-now() { date +%s.%N; }
-# ours KIND JOBS FILES...: one process (JOBS threads, 0 = one per CPU); prints "<wall> <peak KB>"
-ours() {
-  local kind=$1 jobs=$2; shift 2
-  /usr/bin/time -f "%e %M" -o "$work/$kind.time" "$bin" fingerprint --jobs "$jobs" --length 0 "$@" \
-    > "$work/$kind.ours"
-  cat "$work/$kind.time"
-}
-# peer KIND FILES...: fpcalc once per file; prints the wall seconds of the whole loop
-peer() {
-  local kind=$1; shift
-  local t0 t1 f
-  : > "$work/$kind.fpcalc"
-  t0=$(now)
-  for f in "$@"; do
-    # Debian's fpcalc exits 3 after reading to the end (chromaprint.md §1.2); its output is whole.
-    fpcalc -length 0 "$f" >> "$work/$kind.fpcalc" 2>/dev/null || [ $? -eq 3 ]
-  done
-  t1=$(now)
-  awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f\n", b - a }'
-}
-
-report() {
-  local kind=$1 ours_wall=$2 peak=$3 ours1_wall=$4 peak1=$5 peer_wall=$6
-  awk -v k="$kind" -v a="$audio" -v o="$ours_wall" -v o1="$ours1_wall" -v p="$peer_wall" \
-      -v m="$peak" -v m1="$peak1" -v c="$(nproc)" 'BEGIN {
-    printf "%-4s ours, %d threads %8.1f audio s/s  (%.2f s wall, peak RSS %.1f MB)\n", k, c, a / o, o, m / 1024
-    printf "%-4s ours, 1 thread  %8.1f audio s/s  (%.2f s wall, peak RSS %.1f MB)\n", k, a / o1, o1, m1 / 1024
-    printf "%-4s fpcalc          %8.1f audio s/s  (%.2f s wall, one process per file)\n", k, a / p, p
-    printf "%-4s ratio %.2fx (1 thread: %.2fx)\n", k, p / o, p / o1
-  }'
-}
-
-echo "files: $files x ${seconds}s 44.1 kHz stereo ($audio audio seconds per format); binary $bin"
-for kind in wav mp3; do
-  if [ $kind = wav ]; then set -- "${wavs[@]}"; else set -- "${mp3s[@]}"; fi
-  # Warm the page cache and the dynamic loader's files for both sides.
-  cat "$@" > /dev/null
-  read -r o1_wall o1_peak < <(ours $kind 1 "$@")
-  read -r o_wall o_peak < <(ours $kind 0 "$@")
-  p_wall=$(peer $kind "$@")
-  report $kind "$o_wall" "$o_peak" "$o1_wall" "$o1_peak" "$p_wall"
-  if cmp -s "$work/$kind.ours" "$work/$kind.fpcalc"; then
-    echo "$kind outputs: identical to fpcalc"
-  else
-    echo "$kind outputs: $(diff <(grep FINGERPRINT "$work/$kind.ours") <(grep FINGERPRINT "$work/$kind.fpcalc") | grep -c '^<') of $files fingerprints differ from fpcalc"
-  fi
+# Tracks FFmpeg can open, the first $tracks of the full set.
+mapfile -t all < <(yw_real_sources full)
+sources=()
+for s in "${all[@]}"; do
+  [ ${#sources[@]} -ge "$tracks" ] && break
+  ffprobe -v error "$s" > /dev/null 2>&1 && sources+=("$s")
 done
+codecs=(shipped mp3_cbr192 aac_m4a opus flac_16 flac_24 wav_s16 wav_s24 wav_f32 surround51_aac
+  surround51_flac)
+all_recipes=("${YW_REAL_RECIPES[@]}")
+YW_REAL_RECIPES=()
+for r in "${all_recipes[@]}"; do
+  for c in "${codecs[@]}"; do [ "${r%%|*}" = "$c" ] && YW_REAL_RECIPES+=("$r"); done
+done
+yw_real_derive bench "$YW_REAL_CACHE/derived" "${sources[@]}" > "$work/list"
+echo "files: ${#sources[@]} real tracks x ${#codecs[@]} formats, default length (120 s); binary $bin"
+
+# cpu_wall CMD...: runs CMD under /usr/bin/time; prints "<user+sys> <wall>"
+cpu_wall() {
+  /usr/bin/time -f "%U %S %e" -o "$work/t" "$@" > /dev/null 2>&1 || true
+  tail -n 1 "$work/t" | awk '{ printf "%.3f %.3f\n", $1 + $2, $3 }'
+}
+
+printf '%-16s %5s %10s %10s %7s %10s %10s %7s %10s\n' codec files "fpcalc cpu" "ours cpu" ratio \
+  "fpcalc wall" "ours wall" ratio identical
+tot_pc=0 tot_oc=0 tot_pw=0 tot_ow=0 tot_n=0 tot_same=0
+for c in "${codecs[@]}"; do
+  mapfile -t files < <(awk -F'\t' -v c="$c" '$1 == c { print $2 }' "$work/list")
+  [ ${#files[@]} -gt 0 ] || continue
+  cat "${files[@]}" > /dev/null  # warm the page cache for both sides
+  pc=0 pw=0
+  : > "$work/peer.out"
+  for f in "${files[@]}"; do
+    read -r cpu wall < <(cpu_wall fpcalc "$f")
+    pc=$(awk -v a="$pc" -v b="$cpu" 'BEGIN { print a + b }')
+    pw=$(awk -v a="$pw" -v b="$wall" 'BEGIN { print a + b }')
+    fpcalc "$f" >> "$work/peer.out" 2> /dev/null || true
+  done
+  read -r oc ow < <(cpu_wall "$bin" fingerprint --jobs 0 "${files[@]}")
+  "$bin" fingerprint "${files[@]}" > "$work/ours.out" 2> /dev/null || true
+  same=$(paste -d' ' <(grep FINGERPRINT "$work/peer.out") <(grep FINGERPRINT "$work/ours.out") |
+    awk '$1 == $2' | wc -l)
+  awk -v c="$c" -v n=${#files[@]} -v pc="$pc" -v oc="$oc" -v pw="$pw" -v ow="$ow" -v s="$same" \
+    'BEGIN { printf "%-16s %5d %10.2f %10.2f %6.2fx %10.2f %10.2f %6.2fx %6d/%d\n",
+             c, n, pc, oc, pc / oc, pw, ow, pw / ow, s, n }'
+  tot_pc=$(awk -v a="$tot_pc" -v b="$pc" 'BEGIN { print a + b }')
+  tot_oc=$(awk -v a="$tot_oc" -v b="$oc" 'BEGIN { print a + b }')
+  tot_pw=$(awk -v a="$tot_pw" -v b="$pw" 'BEGIN { print a + b }')
+  tot_ow=$(awk -v a="$tot_ow" -v b="$ow" 'BEGIN { print a + b }')
+  tot_n=$((tot_n + ${#files[@]}))
+  tot_same=$((tot_same + same))
+done
+awk -v n=$tot_n -v pc="$tot_pc" -v oc="$tot_oc" -v pw="$tot_pw" -v ow="$tot_ow" -v s=$tot_same \
+  'BEGIN { printf "%-16s %5d %10.2f %10.2f %6.2fx %10.2f %10.2f %6.2fx %6d/%d\n",
+           "mix", n, pc, oc, pc / oc, pw, ow, pw / ow, s, n }'
+echo "(ours: one process per codec on $(nproc) CPUs; fpcalc: one process per file)"
+
+if [ $oracle = 1 ]; then
+  echo "--- full real-music oracle (every track, every recipe)"
+  "$root/tests/kernels/real_audio_oracle.sh" --bin "$bin" --set full | tail -n 12 || true
+fi
 
 core=$build/tests/kernels/yw_fingerprint_bench
 if [ -x "$build/tests/kernels/yw_fingerprint_bench_cuda" ]; then
-  "$build/tests/kernels/yw_fingerprint_bench_cuda" --seconds "$seconds" --signals "$files"
+  "$build/tests/kernels/yw_fingerprint_bench_cuda" --seconds 180 --signals 20
 elif [ -x "$core" ]; then
-  "$core" --seconds "$seconds" --signals "$files"
+  "$core" --seconds 180 --signals 20
 else
   echo "core: build yw_fingerprint_bench for the core-alone figure"
 fi

@@ -90,7 +90,7 @@ yw_real_derive() {
       out=$cache/$(basename "${src%.*}")-$sum-$name-$key.$ext
       if [ ! -s "$out" ]; then
         # shellcheck disable=SC2086 # the recipe's options are words
-        if ! ffmpeg -nostdin -loglevel error -y -t 150 -i "$src" -map 0:a:0 $args "$out.tmp.$ext"; then
+        if ! ffmpeg -nostdin -loglevel fatal -y -t 150 -i "$src" -map 0:a:0 $args "$out.tmp.$ext"; then
           echo "real audio: ffmpeg could not derive $name from $src" >&2
           rm -f "$out.tmp.$ext"
           return 1
