@@ -137,8 +137,19 @@ void audio_detail::check_input_file(const std::filesystem::path& path, bool allo
 std::unique_ptr<AudioReader> AudioReader::open(const std::filesystem::path& path) {
   audio_detail::check_input_file(path, false);
   std::string why;
-  if (auto reader = audio_detail::open_sndfile(path, why)) return reader;
-  return audio_detail::open_ffmpeg(path, why);
+  auto reader = audio_detail::open_sndfile(path, why);
+  if (!reader) return audio_detail::open_ffmpeg(path, why);
+  // Lossy streams are decoded by FFmpeg's own decoders, as fpcalc decodes them: libsndfile's
+  // Opus loses 20 ms blocks and its Vorbis differs from FFmpeg's by 1 LSB in a third of the
+  // samples (real-world.md §1). libsndfile stays the fallback for a lossy file FFmpeg refuses.
+  if (reader->info().bits_per_sample == 0) {
+    try {
+      return audio_detail::open_ffmpeg(path, {});
+    } catch (const InputError&) {
+      return reader;
+    }
+  }
+  return reader;
 }
 
 AudioInfo probe_audio(const std::filesystem::path& path) {

@@ -129,7 +129,8 @@ void copy_any(const AVFrame* frame, int channels, int pos, int n, T* out) {
 // What a decode error does to the stream.
 enum class OnDecodeError {
   kSkipPacket,  // a damaged packet in the middle of a lossy stream is skipped, as players do
-  kStop,        // the stream ends there (fpcalc: its reader fails and it keeps what it has)
+  kFpcalc,      // fpcalc 1.5.1's reader: the packet of a first error is dropped and decoding goes
+                // on; a second error before any frame decodes ends the stream there
 };
 
 // One audio stream of a file: demuxer + decoder, frame by frame.
@@ -220,17 +221,22 @@ class FfmpegStream {
   }
 
   // Makes frame() hold the next decoded frame; false at the end of the stream (or, with
-  // OnDecodeError::kStop, at the first decode error: stop_reason() then says which).
+  // OnDecodeError::kFpcalc, at a second decode error in a row: stop_reason() then says which).
   bool next_frame() {
     while (true) {
       int err = avcodec_receive_frame(codec_, frame_);
       if (err == 0) {
+        last_error_ = 0;
         if (frame_->nb_samples > 0) return true;
         continue;
       }
       if (err == AVERROR_EOF) return false;
       if (err != AVERROR(EAGAIN)) {
-        if (on_error_ == OnDecodeError::kStop) return stop(err);
+        if (on_error_ == OnDecodeError::kFpcalc) {
+          if (last_error_ != 0) return stop(err);
+          last_error_ = err;
+          continue;
+        }
         YW_THROW_INPUT("{}: cannot decode: {}", path_, av_error(err));
       }
       if (flushed_) return false;
@@ -241,14 +247,18 @@ class FfmpegStream {
         continue;
       }
       if (err < 0) {
-        if (on_error_ == OnDecodeError::kStop) return stop(err);
+        if (on_error_ == OnDecodeError::kFpcalc) return stop(err);
         YW_THROW_INPUT("{}: cannot read: {}", path_, av_error(err));
       }
       if (packet_->stream_index == stream_) {
         err = avcodec_send_packet(codec_, packet_);
         if (err < 0 && err != AVERROR(EAGAIN)) {
           av_packet_unref(packet_);
-          if (on_error_ == OnDecodeError::kStop) return stop(err);
+          if (on_error_ == OnDecodeError::kFpcalc) {
+            if (last_error_ != 0) return stop(err);
+            last_error_ = err;
+            continue;
+          }
           if (err != AVERROR_INVALIDDATA)
             YW_THROW_INPUT("{}: cannot decode: {}", path_, av_error(err));
         }
@@ -279,6 +289,7 @@ class FfmpegStream {
   AVFrame* frame_ = nullptr;
   int stream_ = -1;
   bool flushed_ = false;
+  int last_error_ = 0;
   std::string stop_reason_;
 };
 
@@ -375,7 +386,7 @@ struct FpcalcDecoder::Impl {
 
   void open(const std::filesystem::path& path) {
     audio_detail::quiet_ffmpeg();
-    stream.open(path, {}, true, audio_detail::OnDecodeError::kStop, info);
+    stream.open(path, {}, true, audio_detail::OnDecodeError::kFpcalc, info);
     const AVCodecContext* c = stream.codec();
     in_format = c->sample_fmt;
     in_channels = c->ch_layout.nb_channels;
@@ -446,7 +457,7 @@ struct FpcalcDecoder::Impl {
 };
 
 FpcalcDecoder::FpcalcDecoder(const std::filesystem::path& path) : impl_(std::make_unique<Impl>()) {
-  audio_detail::check_input_file(path, false);
+  audio_detail::check_input_file(path, true);
   impl_->open(path);
 }
 FpcalcDecoder::~FpcalcDecoder() = default;

@@ -1,8 +1,11 @@
 // The libsndfile backend: WAV, AIFF, FLAC, Ogg Vorbis/Opus, MP3 and the other formats it knows.
 #include <sndfile.h>
 
+#include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <string>
+#include <vector>
 
 #include "audio_internal.hpp"
 #include "yw/common/error.hpp"
@@ -105,6 +108,7 @@ class SndfileReader final : public AudioReader {
       : AudioReader(path), file_(file) {
     const int major = sf_info.format & SF_FORMAT_TYPEMASK;
     const int subtype = sf_info.format & SF_FORMAT_SUBMASK;
+    float_source_ = subtype == SF_FORMAT_FLOAT || subtype == SF_FORMAT_DOUBLE;
     info_.backend = "sndfile";
     info_.container = container_name(major);
     info_.codec = codec_name(major, subtype, info_.bits_per_sample);
@@ -134,7 +138,20 @@ class SndfileReader final : public AudioReader {
     return check(sf_readf_float(file_, out, static_cast<sf_count_t>(max_frames)));
   }
   std::size_t read_int16(std::int16_t* out, std::size_t max_frames) override {
-    return check(sf_readf_short(file_, out, static_cast<sf_count_t>(max_frames)));
+    if (!float_source_)
+      return check(sf_readf_short(file_, out, static_cast<sf_count_t>(max_frames)));
+    // libsndfile's own int16 reads of float data return only 0 and +-1 (or, with
+    // SFC_SET_SCALE_FLOAT_INT_READ, scale by the file's peak): read float and saturate instead,
+    // clip(lrintf(v * 32768)) as libswresample converts, so overs never wrap.
+    const auto channels = static_cast<std::size_t>(info_.channels);
+    scratch_.resize(max_frames * channels);
+    const std::size_t got =
+        check(sf_readf_float(file_, scratch_.data(), static_cast<sf_count_t>(max_frames)));
+    for (std::size_t i = 0; i < got * channels; ++i) {
+      const long v = std::lrintf(scratch_[i] * 32768.0f);
+      out[i] = static_cast<std::int16_t>(std::clamp(v, -32768L, 32767L));
+    }
+    return got;
   }
 
  private:
@@ -148,6 +165,8 @@ class SndfileReader final : public AudioReader {
     return static_cast<std::size_t>(got);
   }
   SNDFILE* file_;
+  bool float_source_ = false;
+  std::vector<float> scratch_;
 };
 
 }  // namespace
@@ -177,6 +196,7 @@ std::unique_ptr<AudioReader> open_sndfile(const std::filesystem::path& path, std
   // Normalised float reads (int16 / 32768) are libsndfile's default; made explicit because the
   // contract in audio.hpp depends on it.
   sf_command(file, SFC_SET_NORM_FLOAT, nullptr, SF_TRUE);
+
   return std::make_unique<SndfileReader>(path, file, sf_info);
 }
 

@@ -1,9 +1,12 @@
 #pragma once
 // Audio input: open a file, read its format facts, stream its samples in bounded memory.
 //
-// Backends: libsndfile first (WAV, AIFF, FLAC, Ogg Vorbis, Opus, MP3, ...); FFmpeg's
-// libavformat/libavcodec for what libsndfile cannot read (M4A/AAC, ALAC, ...). The choice is made
-// once, at open, and reported in AudioInfo::backend.
+// Backends: libsndfile for lossless files (WAV, AIFF, FLAC, ...); FFmpeg's libavformat/libavcodec
+// for lossy streams (Vorbis, Opus, MP3: FFmpeg's decoders are the ones fpcalc uses; libsndfile is
+// the fallback when FFmpeg refuses one) and for what libsndfile cannot read (M4A/AAC, ALAC, ...).
+// The choice is made once, at open, and reported in AudioInfo::backend. Float and 24/32-bit
+// sources are read at full precision; float samples above full scale stay above it in
+// read_float and saturate in read_int16, never wrap.
 //
 // Units: a "frame" is one sample per channel; rates are Hz; read_* fill interleaved buffers
 // (frame-major: L R L R ...). Samples keep the file's own rate and channel count: resampling and
