@@ -10,17 +10,22 @@
 # full real-music oracle (every track of the three packages, every recipe; --no-oracle skips it)
 # and the core alone (PCM already at 11025 Hz), with the CUDA core where built.
 #
-#   scripts/bench.sh fingerprint [--tracks 6] [--no-oracle]
+#   scripts/bench.sh fingerprint [--tracks 6] [--repeat 3] [--no-oracle]
+#
+# Each side's CPU and wall seconds are the smallest of --repeat runs (per file for fpcalc, per
+# codec for ours).
 #
 # Derived files are cached in $YW_REAL_CACHE (default build/real-audio). Wall-clock figures need an
 # otherwise idle machine; CPU seconds are the robust figure on a shared one.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 tracks=6
+repeat=3
 oracle=1
 while [ $# -gt 0 ]; do
   case $1 in
     --tracks) tracks=$2; shift 2 ;;
+    --repeat) repeat=$2; shift 2 ;;
     --no-oracle) oracle=0; shift ;;
     *) echo "fingerprint bench: unknown argument $1" >&2; exit 2 ;;
   esac
@@ -56,10 +61,16 @@ done
 yw_real_derive bench "$YW_REAL_CACHE/derived" "${sources[@]}" > "$work/list"
 echo "files: ${#sources[@]} real tracks x ${#codecs[@]} formats, default length (120 s); binary $bin"
 
-# cpu_wall CMD...: runs CMD under /usr/bin/time; prints "<user+sys> <wall>"
+# cpu_wall CMD...: runs CMD under /usr/bin/time $repeat times; prints the smallest
+# "<user+sys> <wall>" (the least disturbed run on a shared machine)
 cpu_wall() {
-  /usr/bin/time -f "%U %S %e" -o "$work/t" "$@" > /dev/null 2>&1 || true
-  tail -n 1 "$work/t" | awk '{ printf "%.3f %.3f\n", $1 + $2, $3 }'
+  local i
+  : > "$work/runs"
+  for (( i = 0; i < repeat; i++ )); do
+    /usr/bin/time -f "%U %S %e" -o "$work/t" "$@" > /dev/null 2>&1 || true
+    tail -n 1 "$work/t" | awk '{ printf "%.3f %.3f\n", $1 + $2, $3 }' >> "$work/runs"
+  done
+  awk 'NR == 1 || $1 < c { c = $1 } NR == 1 || $2 < w { w = $2 } END { print c, w }' "$work/runs"
 }
 
 printf '%-16s %5s %10s %10s %7s %10s %10s %7s %10s\n' codec files "fpcalc cpu" "ours cpu" ratio \
