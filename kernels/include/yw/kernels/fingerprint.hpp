@@ -4,7 +4,7 @@
 // yw/kernels/cuda/fingerprint_cuda.hpp.
 //
 // Input of the core: int16 mono samples at 11025 Hz (what fpcalc feeds the library; use
-// FpcalcResampler or fingerprint_file to get there). Output: 32-bit items, one per 1365 samples;
+// fpcalc_signal or fingerprint_file to get there). Output: 32-bit items, one per 1365 samples;
 // N samples give max(0, floor((N - 4096) / 1365) - 18) items.
 #include <cstddef>
 #include <cstdint>
@@ -63,7 +63,7 @@ std::string compress_fingerprint(std::span<const std::uint32_t> items,
 // algorithm number (1-based, as fpcalc -algorithm), when not null.
 std::vector<std::uint32_t> decompress_fingerprint(std::string_view text, int* algorithm = nullptr);
 
-// fpcalc on one file: decode (AudioReader, int16), convert (FpcalcResampler), stop after
+// fpcalc on one file: decode and convert (FpcalcDecoder: FFmpeg + libswresample), stop after
 // `length_seconds` of converted audio (fpcalc -length; <= 0 = whole file), fingerprint.
 // Streams: memory stays bounded whatever the file length.
 struct FileFingerprint {

@@ -1,7 +1,12 @@
 #pragma once
-// The conversion fpcalc gets from libswresample (docs/chromaprint.md §1.3), written from the spec:
-// interleaved int16 at any rate and channel count -> int16 mono at 11025 Hz, bit for bit what
-// Debian fpcalc 1.5.1 feeds Chromaprint for 16-bit sources (WAV, 16-bit FLAC, raw).
+// fpcalc's front end. FpcalcDecoder (below) is what the fingerprint path uses: FFmpeg and
+// libswresample themselves, configured as fpcalc configures them, so identical by construction.
+//
+// FpcalcResampler is a hand-written reproduction of one fpcalc path only: libswresample's S16
+// path (docs/chromaprint.md §1.3), which fpcalc takes for 16-bit sources with at most two
+// channels (16-bit WAV/FLAC, raw s16): interleaved int16 -> int16 mono at 11025 Hz, bit for bit.
+// It is not on the fingerprint path (no measurement here showed it faster than swr; the CUDA twin
+// tests and the unit tests use it as the spec's executable form).
 //
 // Settings reproduced: filter_size 16, phase_shift 8, linear_interp 1, cutoff 0.8, Kaiser beta 9,
 // exact_rational, no dither; each channel is resampled first and the channels are mixed after
@@ -9,7 +14,8 @@
 // NOT verified against swr's default matrix.
 //
 // Streaming: feed() any block sizes (the output does not depend on how the input is split);
-// flush() once at the end emits swr's tail (right-edge reflection) and ends the stream.
+// flush() once at the end emits swr's tail (right-edge reflection) and ends the stream. Debian
+// fpcalc never flushes: its output is what feed() alone gives.
 // Memory: O(filter length + block size), whatever the stream length.
 // Thread-safety: one instance per stream; instances are independent.
 #include <cstddef>
