@@ -23,14 +23,7 @@ namespace fs = std::filesystem;
 
 class AudioFidelity : public testing::Test {
  protected:
-  void SetUp() override {
-    dir_ = make_temp_dir("yw-fidelity");
-    make_audio(dir_ / "src.wav", Content::chords, 44100, 2, 12.0);
-  }
-  void TearDown() override {
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
+  void SetUp() override { make_audio(dir_ / "src.wav", Content::chords, 44100, 2, 12.0); }
   fs::path derive(const std::string& name, const std::vector<std::string>& args) {
     const fs::path out = dir_ / name;
     ffmpeg_convert(dir_ / "src.wav", out, args);
@@ -49,7 +42,7 @@ class AudioFidelity : public testing::Test {
     std::memcpy(out.data(), bytes.data(), out.size() * sizeof(float));
     return out;
   }
-  fs::path dir_;
+  ScratchDir dir_{"yw-fidelity"};
 };
 
 TEST_F(AudioFidelity, FloatOversStayInFloatAndSaturateInInt16) {

@@ -8,6 +8,20 @@
 
 namespace yw::test {
 
+// A fresh temporary folder (make_temp_dir), removed with its contents when this goes away.
+class ScratchDir {
+ public:
+  explicit ScratchDir(const std::string& prefix = "yw-fp-test");
+  ~ScratchDir();
+  ScratchDir(const ScratchDir&) = delete;
+  ScratchDir& operator=(const ScratchDir&) = delete;
+  const std::filesystem::path& path() const noexcept { return path_; }
+  std::filesystem::path operator/(const std::string& name) const { return path_ / name; }
+
+ private:
+  std::filesystem::path path_;
+};
+
 // Content kinds the issue asks for.
 enum class Content { chords, noise, speech, silence, near_silence };
 const char* to_string(Content c);

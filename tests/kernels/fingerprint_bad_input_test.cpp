@@ -21,14 +21,7 @@ namespace fs = std::filesystem;
 
 class BadInput : public testing::Test {
  protected:
-  void SetUp() override {
-    dir_ = make_temp_dir("yw-fp-bad");
-    make_audio(dir_ / "src.wav", Content::speech, 44100, 2, 20.0);
-  }
-  void TearDown() override {
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
+  void SetUp() override { make_audio(dir_ / "src.wav", Content::speech, 44100, 2, 20.0); }
   fs::path path(const std::string& name) const { return dir_ / name; }
 
   // fpcalc prints a FINGERPRINT: ours prints exactly the same (default length and --length 0).
@@ -59,7 +52,7 @@ class BadInput : public testing::Test {
     EXPECT_NE(ours.err.find("ERROR: " + f.string() + ": "), std::string::npos) << ours.err;
     EXPECT_NE(ours.err.find(problem), std::string::npos) << ours.err;
   }
-  fs::path dir_;
+  ScratchDir dir_{"yw-fp-bad"};
 };
 
 std::vector<char> read_all(const fs::path& f) {

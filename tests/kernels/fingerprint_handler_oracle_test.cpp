@@ -16,7 +16,8 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 TEST(FingerprintJobVsFpcalc, OutputHoldsFpcalcsFingerprint) {
-  const fs::path dir = make_temp_dir("yw-fp-job");
+  const ScratchDir scratch("yw-fp-job");
+  const fs::path& dir = scratch.path();
   worker::WorkerConfig config;
   config.input_roots = {dir.string()};
   config.output_uri = "file://" + (dir / "out").string();
@@ -45,8 +46,6 @@ TEST(FingerprintJobVsFpcalc, OutputHoldsFpcalcsFingerprint) {
     EXPECT_EQ(out.at("fingerprint"), text.fingerprint);
     EXPECT_EQ(out.at("items").get<std::vector<std::uint32_t>>(), parse_items(raw.fingerprint));
   }
-  std::error_code ec;
-  fs::remove_all(dir, ec);
 }
 
 }  // namespace

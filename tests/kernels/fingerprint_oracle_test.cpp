@@ -32,19 +32,6 @@ std::string case_name(const testing::TestParamInfo<OracleCase>& info) {
                      static_cast<int>(c.seconds * 1000));
 }
 
-class ScratchDir {
- public:
-  ScratchDir() : path_(make_temp_dir("yw-fp-oracle")) {}
-  ~ScratchDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  fs::path operator/(const std::string& name) const { return path_ / name; }
-
- private:
-  fs::path path_;
-};
-
 // Ours vs fpcalc for one file and one -length: items, string and DURATION line.
 void expect_same_as_fpcalc(const fs::path& file, double length) {
   SCOPED_TRACE(fmt::format("{} -length {}", file.filename().string(), length));
