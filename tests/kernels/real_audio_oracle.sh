@@ -7,6 +7,7 @@
 # complete (Debian quirk, chromaprint.md §1.2), so its exit status alone decides nothing.
 #
 #   real_audio_oracle.sh --bin BUILD/worker/yesod-worker [--set ci|full] [--cache DIR]
+#                        [--skip N] [--max N]   (a slice of the set's tracks: N skipped, N at most)
 #
 # --set ci (what ctest runs): two tracks × every recipe; --set full (scripts/bench.sh): every
 # track. The derived files are cached in DIR (default $YW_REAL_CACHE, else build/real-audio under
@@ -15,12 +16,16 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 bin=
 set=ci
+skip=0
+max=0
 cache=${YW_REAL_CACHE:-$root/build/real-audio}
 while [ $# -gt 0 ]; do
   case $1 in
     --bin) bin=$2; shift 2 ;;
     --set) set=$2; shift 2 ;;
     --cache) cache=$2; shift 2 ;;
+    --skip) skip=$2; shift 2 ;;
+    --max) max=$2; shift 2 ;;
     *) echo "real_audio_oracle: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -33,6 +38,8 @@ export YW_REAL_CACHE=$cache
 source "$root/scripts/lib/real_audio.sh"
 
 mapfile -t sources < <(yw_real_sources "$set")
+sources=("${sources[@]:$skip}")
+[ "$max" -gt 0 ] && sources=("${sources[@]:0:$max}")
 [ ${#sources[@]} -gt 0 ] || { echo "real_audio_oracle: no source tracks" >&2; exit 1; }
 list=$(mktemp)
 work=$(mktemp -d)
