@@ -233,6 +233,7 @@ class FfmpegStream {
       if (err == AVERROR_EOF) return false;
       if (err != AVERROR(EAGAIN)) {
         if (on_error_ == OnDecodeError::kFpcalc) {
+          ++errors_;
           if (last_error_ != 0) return stop(err);
           last_error_ = err;
           continue;
@@ -255,6 +256,7 @@ class FfmpegStream {
         if (err < 0 && err != AVERROR(EAGAIN)) {
           av_packet_unref(packet_);
           if (on_error_ == OnDecodeError::kFpcalc) {
+            ++errors_;
             if (last_error_ != 0) return stop(err);
             last_error_ = err;
             continue;
@@ -273,6 +275,7 @@ class FfmpegStream {
   const AVFormatContext* format() const noexcept { return format_; }
   const std::string& path() const noexcept { return path_; }
   const std::string& stop_reason() const noexcept { return stop_reason_; }
+  int errors() const noexcept { return errors_; }
 
  private:
   bool stop(int err) {
@@ -290,6 +293,7 @@ class FfmpegStream {
   int stream_ = -1;
   bool flushed_ = false;
   int last_error_ = 0;
+  int errors_ = 0;
   std::string stop_reason_;
 };
 
@@ -382,7 +386,10 @@ struct FpcalcDecoder::Impl {
   int capacity = 0;  // fpcalc's convert buffer, in output samples
   std::vector<std::int16_t> buffer;
 
-  ~Impl() { swr_free(&swr); }
+  ~Impl() {
+    swr_free(&swr);
+    av_frame_free(&held);
+  }
 
   void open(const std::filesystem::path& path) {
     audio_detail::quiet_ffmpeg();
@@ -430,9 +437,24 @@ struct FpcalcDecoder::Impl {
                      audio_detail::av_error(err));
   }
 
+  // Each decoded frame is held until the next decode: fpcalc loses the frame decoded just before
+  // a decode error (measured on FLAC files cut inside a frame: with the frame it has one item
+  // more than fpcalc; without it the output is fpcalc's). Debian's FFmpeg 5 port of the reader
+  // that does this is not public here; the rule is what fpcalc was seen to do.
+  AVFrame* held = nullptr;
+  int held_errors = 0;  // stream.errors() when `held` was decoded
   bool read(std::vector<std::int16_t>& out) {
-    if (!stream.next_frame()) return false;
-    const AVFrame* f = stream.frame();
+    if (held == nullptr) held = av_frame_alloc();
+    const bool more = stream.next_frame();
+    const bool emit = held->nb_samples > 0 && stream.errors() == held_errors;
+    if (emit) convert(held, out);
+    av_frame_unref(held);
+    if (!more) return emit;
+    av_frame_ref(held, stream.frame());
+    held_errors = stream.errors();
+    return true;
+  }
+  void convert(const AVFrame* f, std::vector<std::int16_t>& out) {
     if (f->format != in_format || f->ch_layout.nb_channels != in_channels ||
         f->sample_rate != in_rate)
       YW_THROW_INPUT("{}: the stream's format changed mid-stream ({} Hz, {} channels)",
@@ -440,7 +462,7 @@ struct FpcalcDecoder::Impl {
     if (swr == nullptr) {
       const auto* p = reinterpret_cast<const std::int16_t*>(f->extended_data[0]);
       out.insert(out.end(), p, p + f->nb_samples);
-      return true;
+      return;
     }
     if (f->nb_samples > capacity) {
       capacity = std::max(1024 * 8, f->nb_samples);
@@ -452,7 +474,6 @@ struct FpcalcDecoder::Impl {
     if (n < 0)
       YW_THROW_INPUT("{}: libswresample failed: {}", stream.path(), audio_detail::av_error(n));
     out.insert(out.end(), buffer.begin(), buffer.begin() + n);
-    return true;
   }
 };
 
