@@ -270,12 +270,12 @@ class FingerprintRunner {
     YW_CUDA_CHECK(kWhat, cudaMemcpyToSymbol(c_classifiers, classifiers, sizeof(classifiers)));
     YW_CUDA_CHECK(kWhat, cudaMemcpyToSymbol(c_filter, chromaprint_detail::kChromaFilter.data(),
                                             sizeof(double) * 5));
-    window_.reserve(kFrame);
-    window_.upload(tables.window.data(), kFrame);
-    band_bins_.reserve(band_bins.size());
-    band_bins_.upload(band_bins.data(), band_bins.size());
-    band_start_.reserve(band_start.size());
-    band_start_.upload(band_start.data(), band_start.size());
+    window_.reserve(kWhat, kFrame);
+    window_.upload(kWhat, tables.window.data(), kFrame);
+    band_bins_.reserve(kWhat, band_bins.size());
+    band_bins_.upload(kWhat, band_bins.data(), band_bins.size());
+    band_start_.reserve(kWhat, band_start.size());
+    band_start_.upload(kWhat, band_start.data(), band_start.size());
     // Those copies went through the legacy default stream, and a copy from pageable memory may
     // return before its DMA lands; the slots' non-blocking streams are not ordered after it.
     YW_CUDA_CHECK(kWhat, cudaDeviceSynchronize());
@@ -361,15 +361,15 @@ class FingerprintRunner {
     const auto layout = static_cast<std::size_t>(chunk.frames + 3 * (k + 1));
     const auto owners = static_cast<std::size_t>(chunk.rows + chunk.items);
     const auto rows = static_cast<std::size_t>(chunk.rows) * 12;
-    slot.d_pcm.reserve(samples);
-    slot.d_layout.reserve(layout);
-    slot.d_owner.reserve(owners);
-    slot.d_in.reserve(static_cast<std::size_t>(kMaxFramesPerPlan) * kFrame);
-    slot.d_spectrum.reserve(static_cast<std::size_t>(kMaxFramesPerPlan) * kBins);
-    slot.d_chroma.reserve(static_cast<std::size_t>(chunk.frames) * 12);
-    slot.d_rows.reserve(rows);
-    slot.d_image.reserve(rows);
-    slot.d_items.reserve(static_cast<std::size_t>(chunk.items));
+    slot.d_pcm.reserve(kWhat, samples);
+    slot.d_layout.reserve(kWhat, layout);
+    slot.d_owner.reserve(kWhat, owners);
+    slot.d_in.reserve(kWhat, static_cast<std::size_t>(kMaxFramesPerPlan) * kFrame);
+    slot.d_spectrum.reserve(kWhat, static_cast<std::size_t>(kMaxFramesPerPlan) * kBins);
+    slot.d_chroma.reserve(kWhat, static_cast<std::size_t>(chunk.frames) * 12);
+    slot.d_rows.reserve(kWhat, rows);
+    slot.d_image.reserve(kWhat, rows);
+    slot.d_items.reserve(kWhat, static_cast<std::size_t>(chunk.items));
 
     slot.d_pcm.upload_async(kWhat, slot.h_pcm.get(), 0, samples, stream);
     slot.d_layout.upload_async(kWhat, slot.h_layout.get(), 0, layout, stream);
@@ -384,24 +384,25 @@ class FingerprintRunner {
     for (long long first = 0; first < chunk.frames; first += kMaxFramesPerPlan) {
       const int frames =
           static_cast<int>(std::min<long long>(kMaxFramesPerPlan, chunk.frames - first));
-      window_kernel<<<blocks_for(static_cast<long long>(frames) * kFrame), kThreads, 0, stream>>>(
-          slot.d_pcm.get(), frame_start, first, frames, window_.get(), slot.d_in.get());
+      YW_LAUNCH(window_kernel, blocks_for(static_cast<long long>(frames) * kFrame), kThreads,
+                stream, slot.d_pcm.get(), frame_start, first, frames, window_.get(),
+                slot.d_in.get());
       YW_CUDA_CHECK(kWhat, cudaGetLastError());
       // A short chunk runs the full plan; the frames past `frames` are stale and unused.
       YW_CUFFT_CHECK(kWhat, cufftExecR2C(slot.plan.get(), slot.d_in.get(), slot.d_spectrum.get()));
-      chroma_kernel<<<blocks_for(static_cast<long long>(frames) * 12), kThreads, 0, stream>>>(
-          slot.d_spectrum.get(), frames, first, band_bins_.get(), band_start_.get(),
-          slot.d_chroma.get());
+      YW_LAUNCH(chroma_kernel, blocks_for(static_cast<long long>(frames) * 12), kThreads, stream,
+                slot.d_spectrum.get(), frames, first, band_bins_.get(), band_start_.get(),
+                slot.d_chroma.get());
       YW_CUDA_CHECK(kWhat, cudaGetLastError());
     }
-    rows_kernel<<<blocks_for(chunk.rows), kThreads, 0, stream>>>(
-        slot.d_chroma.get(), frame_offset, row_offset, row_owner, chunk.rows, slot.d_rows.get());
+    YW_LAUNCH(rows_kernel, blocks_for(chunk.rows), kThreads, stream, slot.d_chroma.get(),
+              frame_offset, row_offset, row_owner, chunk.rows, slot.d_rows.get());
     YW_CUDA_CHECK(kWhat, cudaGetLastError());
-    integral_kernel<<<blocks_for(k * 12), kThreads, 0, stream>>>(
-        slot.d_rows.get(), row_offset, static_cast<int>(k), slot.d_image.get());
+    YW_LAUNCH(integral_kernel, blocks_for(k * 12), kThreads, stream, slot.d_rows.get(), row_offset,
+              static_cast<int>(k), slot.d_image.get());
     YW_CUDA_CHECK(kWhat, cudaGetLastError());
-    classify_kernel<<<blocks_for(chunk.items), kThreads, 0, stream>>>(
-        slot.d_image.get(), row_offset, item_offset, item_owner, chunk.items, slot.d_items.get());
+    YW_LAUNCH(classify_kernel, blocks_for(chunk.items), kThreads, stream, slot.d_image.get(),
+              row_offset, item_offset, item_owner, chunk.items, slot.d_items.get());
     YW_CUDA_CHECK(kWhat, cudaGetLastError());
     slot.d_items.download_async(kWhat, slot.h_items.get(), 0, static_cast<std::size_t>(chunk.items),
                                 stream);

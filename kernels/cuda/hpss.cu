@@ -263,16 +263,16 @@ void hpss_cuda(const HpssConfig& cfg, const float* x, int64_t n, float* harmonic
   const long long block = plan.block;
   const long long ctx_rows = plan.ctx_rows;
 
-  DeviceArray<float> d_x(static_cast<size_t>(n)), d_h(static_cast<size_t>(n)),
-      d_p(static_cast<size_t>(n)), d_window(static_cast<size_t>(n_fft));
-  DeviceArray<float> d_frames(static_cast<size_t>(ctx_rows * n_fft));
-  DeviceArray<cufftComplex> d_spec(static_cast<size_t>(ctx_rows * bins));
-  DeviceArray<float> d_mag(static_cast<size_t>(ctx_rows * bins));
-  DeviceArray<float> d_hmed(static_cast<size_t>(block * bins)),
-      d_pmed(static_cast<size_t>(block * bins));
-  DeviceArray<cufftComplex> d_hspec(static_cast<size_t>(block * bins)),
-      d_pspec(static_cast<size_t>(block * bins));
-  DeviceArray<float> d_out(static_cast<size_t>(block * n_fft));
+  DeviceArray<float> d_x(kWhat, static_cast<size_t>(n)), d_h(kWhat, static_cast<size_t>(n)),
+      d_p(kWhat, static_cast<size_t>(n)), d_window(kWhat, static_cast<size_t>(n_fft));
+  DeviceArray<float> d_frames(kWhat, static_cast<size_t>(ctx_rows * n_fft));
+  DeviceArray<cufftComplex> d_spec(kWhat, static_cast<size_t>(ctx_rows * bins));
+  DeviceArray<float> d_mag(kWhat, static_cast<size_t>(ctx_rows * bins));
+  DeviceArray<float> d_hmed(kWhat, static_cast<size_t>(block * bins)),
+      d_pmed(kWhat, static_cast<size_t>(block * bins));
+  DeviceArray<cufftComplex> d_hspec(kWhat, static_cast<size_t>(block * bins)),
+      d_pspec(kWhat, static_cast<size_t>(block * bins));
+  DeviceArray<float> d_out(kWhat, static_cast<size_t>(block * n_fft));
   FftPlan r2c(n_fft, static_cast<int>(ctx_rows), CUFFT_R2C, compute);
   FftPlan c2r(n_fft, static_cast<int>(block), CUFFT_C2R, compute);
   // Declared after every buffer, so it runs before they are freed.
@@ -318,27 +318,26 @@ void hpss_cuda(const HpssConfig& cfg, const float* x, int64_t n, float* harmonic
     }
 
     // The plan always transforms ctx_rows frames; rows past cb are computed and ignored.
-    frame_kernel<<<blocks_for(ctx_rows * n_fft), kThreads, 0, compute>>>(
-        d_x.get(), n, ca, ctx_rows, n_fft, hop, d_window.get(), d_frames.get());
+    YW_LAUNCH(frame_kernel, blocks_for(ctx_rows * n_fft), kThreads, compute, d_x.get(), n, ca,
+              ctx_rows, n_fft, hop, d_window.get(), d_frames.get());
     YW_CUFFT_CHECK(kWhat, cufftExecR2C(r2c.get(), d_frames.get(), d_spec.get()));
-    magnitude_kernel<<<blocks_for((cb - ca) * bins), kThreads, 0, compute>>>(
-        d_spec.get(), (cb - ca) * bins, d_mag.get());
-    harmonic_median_kernel<<<blocks_for(rows * bins), kThreads, 0, compute>>>(
-        d_mag.get(), frames, ca, a, rows, bins, hh, d_hmed.get());
-    percussive_median_kernel<<<blocks_for(rows * bins), kThreads, 0, compute>>>(
-        d_mag.get(), ca, a, rows, bins, hp, d_pmed.get());
-    mask_kernel<<<blocks_for(rows * bins), kThreads, 0, compute>>>(
-        d_spec.get() + (a - ca) * bins, d_hmed.get(), d_pmed.get(), rows * bins, bins, cfg.power,
-        d_hspec.get(), d_pspec.get());
+    YW_LAUNCH(magnitude_kernel, blocks_for((cb - ca) * bins), kThreads, compute, d_spec.get(),
+              (cb - ca) * bins, d_mag.get());
+    YW_LAUNCH(harmonic_median_kernel, blocks_for(rows * bins), kThreads, compute, d_mag.get(),
+              frames, ca, a, rows, bins, hh, d_hmed.get());
+    YW_LAUNCH(percussive_median_kernel, blocks_for(rows * bins), kThreads, compute, d_mag.get(), ca,
+              a, rows, bins, hp, d_pmed.get());
+    YW_LAUNCH(mask_kernel, blocks_for(rows * bins), kThreads, compute,
+              d_spec.get() + (a - ca) * bins, d_hmed.get(), d_pmed.get(), rows * bins, bins,
+              cfg.power, d_hspec.get(), d_pspec.get());
     const long long s0 = a * hop - n_fft / 2;
     const long long span = (rows - 1) * hop + n_fft;
     for (int stem = 0; stem < 2; ++stem) {
       // Rows past `rows` hold stale spectra; their output is never read by the overlap-add.
       YW_CUFFT_CHECK(
           kWhat, cufftExecC2R(c2r.get(), stem == 0 ? d_hspec.get() : d_pspec.get(), d_out.get()));
-      overlap_add_kernel<<<blocks_for(span), kThreads, 0, compute>>>(
-          d_out.get(), a, rows, n_fft, hop, d_window.get(), s0, span, n,
-          stem == 0 ? d_h.get() : d_p.get());
+      YW_LAUNCH(overlap_add_kernel, blocks_for(span), kThreads, compute, d_out.get(), a, rows,
+                n_fft, hop, d_window.get(), s0, span, n, stem == 0 ? d_h.get() : d_p.get());
     }
     YW_CUDA_CHECK(kWhat, cudaGetLastError());
 
@@ -347,10 +346,10 @@ void hpss_cuda(const HpssConfig& cfg, const float* x, int64_t n, float* harmonic
     if (step.final_to > step.final_from) {
       const long long final_from = step.final_from;
       const long long count = step.final_to - final_from;
-      normalise_kernel<<<blocks_for(count), kThreads, 0, compute>>>(
-          d_h.get(), final_from, count, frames, n_fft, hop, d_window.get());
-      normalise_kernel<<<blocks_for(count), kThreads, 0, compute>>>(
-          d_p.get(), final_from, count, frames, n_fft, hop, d_window.get());
+      YW_LAUNCH(normalise_kernel, blocks_for(count), kThreads, compute, d_h.get(), final_from,
+                count, frames, n_fft, hop, d_window.get());
+      YW_LAUNCH(normalise_kernel, blocks_for(count), kThreads, compute, d_p.get(), final_from,
+                count, frames, n_fft, hop, d_window.get());
       YW_CUDA_CHECK(kWhat, cudaGetLastError());
       runner.computed.record(kWhat, compute);
       runner.computed.make_wait(kWhat, runner.download.get());
