@@ -202,6 +202,11 @@ TEST(CudaHostHpss, ShortAndMultiBlockSignalsMatchTheCpuTwin) {
   // Shorter than a frame; not a multiple of the hop; three of the twin's 4096-frame blocks.
   for (const std::int64_t n : {100LL, 20'011LL, 4096LL * 64 * 2 + 12'345})
     expect_stems_close(cfg, music_like(n, static_cast<unsigned>(n)), device);
+  // The runner keeps its buffers and plans: shorter signals after the longest allocate nothing.
+  const std::size_t before = cuda_host::allocations();
+  for (const std::int64_t n : {20'011LL, 4096LL * 64 * 2 + 12'345, 300LL})
+    expect_stems_close(cfg, music_like(n, static_cast<unsigned>(n) + 1), device);
+  EXPECT_EQ(cuda_host::allocations() - before, 0u) << "allocations on the job path";
   cuda_host::reset_device(device);
 }
 
