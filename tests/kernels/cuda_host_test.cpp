@@ -13,6 +13,7 @@
 
 #include "cuda_host/cuda_host.hpp"
 #include "cuda_host/cuda_runtime.h"
+#include "kernels/random_pcm.hpp"
 #include "yw/common/error.hpp"
 #include "yw/kernels/cuda/fingerprint_cuda.hpp"
 #include "yw/kernels/cuda/hpss_cuda.hpp"
@@ -27,15 +28,6 @@ namespace {
 int fresh_device() {
   static int next = 1;
   return next++;
-}
-
-std::vector<std::int16_t> random_pcm(std::size_t n, unsigned seed, int amplitude) {
-  std::mt19937 rng(seed);
-  std::uniform_int_distribution<int> dist(-amplitude, amplitude);
-  std::vector<std::int16_t> out(n);
-  for (auto& s : out)
-    s = static_cast<std::int16_t>(dist(rng));
-  return out;
 }
 
 struct Batch {

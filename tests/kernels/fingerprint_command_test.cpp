@@ -18,22 +18,9 @@ namespace {
 
 namespace fs = std::filesystem;
 
-class ScratchDir {
- public:
-  ScratchDir() : path_(make_temp_dir("yw-fp-command")) {}
-  ~ScratchDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  fs::path operator/(const std::string& name) const { return path_ / name; }
-
- private:
-  fs::path path_;
-};
-
 // The CLI prints what fpcalc prints, block for block, for several files at once.
 TEST(FingerprintCommand, PrintsWhatFpcalcPrints) {
-  ScratchDir dir;
+  ScratchDir dir("yw-fp-command");
   const fs::path a = dir / "a.wav";
   const fs::path b = dir / "b.flac";
   make_audio(a, Content::chords, 44100, 2, 14.6);
@@ -61,7 +48,7 @@ TEST(FingerprintCommand, PrintsWhatFpcalcPrints) {
 // be held in memory. The CLI's peak resident size stays far below the decoded size (the issue's
 // bound is 100 MB for one hour).
 TEST(FingerprintMemory, TenMinuteWavIsStreamed) {
-  ScratchDir dir;
+  ScratchDir dir("yw-fp-command");
   const auto peak_kb = [&](const fs::path& file) {
     const auto r = run_process({"/usr/bin/time", "-f", "peak_kb=%M", worker_binary(), "fingerprint",
                                 "--length", "0", file.string()});

@@ -32,19 +32,6 @@ std::string case_name(const testing::TestParamInfo<OracleCase>& info) {
                      static_cast<int>(c.seconds * 1000));
 }
 
-class ScratchDir {
- public:
-  ScratchDir() : path_(make_temp_dir("yw-fp-oracle")) {}
-  ~ScratchDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  fs::path operator/(const std::string& name) const { return path_ / name; }
-
- private:
-  fs::path path_;
-};
-
 // Ours vs fpcalc for one file and one -length: items, string and DURATION line.
 void expect_same_as_fpcalc(const fs::path& file, double length) {
   SCOPED_TRACE(fmt::format("{} -length {}", file.filename().string(), length));
@@ -75,7 +62,7 @@ class FpcalcIdentical : public testing::TestWithParam<OracleCase> {};
 
 TEST_P(FpcalcIdentical, WavAndFlacDefaultAndWholeFile) {
   const auto& c = GetParam();
-  ScratchDir dir;
+  ScratchDir dir("yw-fp-oracle");
   const fs::path wav = dir / "in.wav";
   const fs::path flac = dir / "in.flac";
   make_audio(wav, c.content, c.rate, c.channels, c.seconds);
@@ -145,7 +132,7 @@ class LossyBer : public testing::TestWithParam<LossyCase> {};
 
 TEST_P(LossyBer, WithinThreePercentOfFpcalc) {
   const auto& c = GetParam();
-  ScratchDir dir;
+  ScratchDir dir("yw-fp-oracle");
   const fs::path wav = dir / "src.wav";
   const fs::path file = dir / ("in." + c.ext);
   make_audio(wav, Content::chords, 44100, 2, 60.0);
@@ -180,7 +167,7 @@ INSTANTIATE_TEST_SUITE_P(
 
 // ALAC is lossless 16-bit: FFmpeg decodes it to s16p, so even the FFmpeg backend must be exact.
 TEST(FpcalcIdenticalFfmpegBackend, Alac) {
-  ScratchDir dir;
+  ScratchDir dir("yw-fp-oracle");
   const fs::path wav = dir / "src.wav";
   const fs::path m4a = dir / "in.m4a";
   make_audio(wav, Content::speech, 44100, 2, 20.0);

@@ -7,6 +7,7 @@
 #include <random>
 
 #include "kernels/audio_fixtures.hpp"
+#include "kernels/random_pcm.hpp"
 #include "support/process.hpp"
 #include "yw/kernels/audio.hpp"
 #include "yw/kernels/cuda/fingerprint_cuda.hpp"
@@ -24,15 +25,6 @@ namespace fs = std::filesystem;
     const auto inv = cuda_inventory();                                                         \
     if (inv.count == 0) GTEST_SKIP() << "no CUDA device (" << inv.reason << "): twin not run"; \
   } while (0)
-
-std::vector<std::int16_t> random_pcm(std::size_t n, unsigned seed, int amplitude) {
-  std::mt19937 rng(seed);
-  std::uniform_int_distribution<int> dist(-amplitude, amplitude);
-  std::vector<std::int16_t> out(n);
-  for (auto& s : out)
-    s = static_cast<std::int16_t>(dist(rng));
-  return out;
-}
 
 // Items that differ, and bits that differ, between the twins; printed so a drift is visible.
 void expect_twins_agree(const std::vector<std::vector<std::int16_t>>& pcm) {
