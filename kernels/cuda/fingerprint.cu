@@ -216,10 +216,14 @@ using fingerprint_schedule::shape_of;
 // One stream's share of the pipeline. Everything here is used by `stream` only, so a buffer may
 // be rewritten or grown as soon as that stream is idle, whatever the other slot is doing.
 struct Slot {
-  Slot() : stream(kWhat), plan(kMaxFramesPerPlan, stream.get()) {}
+  Slot() : stream(kWhat) {}
 
   Stream stream;  // declared before `plan`: the plan is bound to it and destroyed first
-  R2cPlan plan;
+  // Planned for plan_frames frames (a power of two up to kMaxFramesPerPlan) on first use and
+  // re-planned only for a larger chunk, so steady state never plans; small batches, and the
+  // halves of a batch retried after an out-of-memory, get a small plan and small buffers.
+  std::unique_ptr<R2cPlan> plan;
+  int plan_frames = 0;
   // The chunk as the kernels read it, staged in pinned memory and copied to the device in three
   // transfers: its samples back to back; its long long layout (frame_start, then frame_offset,
   // row_offset and item_offset, signal-relative like the samples); the owning signal of every
@@ -295,9 +299,10 @@ class FingerprintRunner {
       for (Slot& slot : slots_)
         collect(slot, result);
     } catch (...) {
-      // Nothing may still be copying into buffers that are freed or reused. The buffers are
-      // freed so that the batcher's retry in halves (after an out-of-memory) starts from what it
-      // needs and memory that another user of the device holds can be given back in between.
+      // Nothing may still be copying into buffers that are freed or reused. The buffers and
+      // plans are freed so that the batcher's retry in halves (after an out-of-memory) starts
+      // from what it needs (a smaller plan for smaller chunks) and memory that another user of the
+      // device holds can be given back in between.
       for (Slot& slot : slots_) {
         slot.stream.drain();
         slot.pending = nullptr;
@@ -364,8 +369,16 @@ class FingerprintRunner {
     slot.d_pcm.reserve(kWhat, samples);
     slot.d_layout.reserve(kWhat, layout);
     slot.d_owner.reserve(kWhat, owners);
-    slot.d_in.reserve(kWhat, static_cast<std::size_t>(kMaxFramesPerPlan) * kFrame);
-    slot.d_spectrum.reserve(kWhat, static_cast<std::size_t>(kMaxFramesPerPlan) * kBins);
+    const int plan_frames = plan_frames_for(chunk.frames);
+    if (plan_frames > slot.plan_frames) {
+      // The slot's stream is idle here (collect() waited for its last chunk).
+      slot.plan.reset();
+      slot.plan_frames = 0;
+      slot.plan = std::make_unique<R2cPlan>(plan_frames, stream);
+      slot.plan_frames = plan_frames;
+    }
+    slot.d_in.reserve(kWhat, static_cast<std::size_t>(slot.plan_frames) * kFrame);
+    slot.d_spectrum.reserve(kWhat, static_cast<std::size_t>(slot.plan_frames) * kBins);
     slot.d_chroma.reserve(kWhat, static_cast<std::size_t>(chunk.frames) * 12);
     slot.d_rows.reserve(kWhat, rows);
     slot.d_image.reserve(kWhat, rows);
@@ -381,15 +394,15 @@ class FingerprintRunner {
     const int* row_owner = slot.d_owner.get();
     const int* item_owner = row_owner + chunk.rows;
 
-    for (long long first = 0; first < chunk.frames; first += kMaxFramesPerPlan) {
+    for (long long first = 0; first < chunk.frames; first += slot.plan_frames) {
       const int frames =
-          static_cast<int>(std::min<long long>(kMaxFramesPerPlan, chunk.frames - first));
+          static_cast<int>(std::min<long long>(slot.plan_frames, chunk.frames - first));
       YW_LAUNCH(window_kernel, blocks_for(static_cast<long long>(frames) * kFrame), kThreads,
                 stream, slot.d_pcm.get(), frame_start, first, frames, window_.get(),
                 slot.d_in.get());
       YW_CUDA_CHECK(kWhat, cudaGetLastError());
-      // A short chunk runs the full plan; the frames past `frames` are stale and unused.
-      YW_CUFFT_CHECK(kWhat, cufftExecR2C(slot.plan.get(), slot.d_in.get(), slot.d_spectrum.get()));
+      // A short piece runs the full plan; the frames past `frames` are stale and unused.
+      YW_CUFFT_CHECK(kWhat, cufftExecR2C(slot.plan->get(), slot.d_in.get(), slot.d_spectrum.get()));
       YW_LAUNCH(chroma_kernel, blocks_for(static_cast<long long>(frames) * 12), kThreads, stream,
                 slot.d_spectrum.get(), frames, first, band_bins_.get(), band_start_.get(),
                 slot.d_chroma.get());
@@ -409,7 +422,17 @@ class FingerprintRunner {
     slot.pending = &chunk;
   }
 
+  // Frames of the plan for a chunk: a power of two from 64 up to kMaxFramesPerPlan.
+  static int plan_frames_for(long long frames) {
+    int p = 64;
+    while (p < kMaxFramesPerPlan && p < frames)
+      p *= 2;
+    return p;
+  }
+
   static void release(Slot& slot) noexcept {
+    slot.plan.reset();
+    slot.plan_frames = 0;
     slot.h_pcm.release();
     slot.h_layout.release();
     slot.h_owner.release();

@@ -80,6 +80,29 @@ TEST(CudaHostFingerprint, MixedBatchEqualsTheCpuTwin) {
   cuda_host::reset_device(device);
 }
 
+// The slots plan for the chunks they see (a power of two of frames up to kMaxFramesPerPlan) and
+// re-plan only to grow: a small batch holds little device memory, a larger one after it grows
+// the plan, and a small one after that reuses it; every result stays exact.
+TEST(CudaHostFingerprint, PlansGrowWithTheChunksAndSmallBatchesStaySmall) {
+  Batch small;
+  small.pcm.push_back(random_pcm(11025 * 5, 3, 12000));
+  small.pcm.push_back(random_pcm(11025 * 4 + 99, 4, 12000));
+  Batch large;
+  for (unsigned i = 0; i < 4; ++i)
+    large.pcm.push_back(random_pcm(11025 * 200, 10 + i, 12000));
+  const int device = fresh_device();
+  const std::size_t base = cuda_host::bytes_in_use();
+  expect_items_equal(fingerprint_batch_cuda(small.signals(), device), small.cpu());
+  const std::size_t small_bytes = cuda_host::bytes_in_use() - base;
+  std::printf("[ MEMORY   ] %zu bytes of device and pinned memory for 9 s of audio\n", small_bytes);
+  EXPECT_LT(small_bytes, std::size_t{16} << 20) << "a 64-frame plan, not the 4096-frame one";
+  expect_items_equal(fingerprint_batch_cuda(large.signals(), device), large.cpu());
+  const std::size_t before = cuda_host::allocations();
+  expect_items_equal(fingerprint_batch_cuda(small.signals(), device), small.cpu());
+  EXPECT_EQ(cuda_host::allocations(), before) << "a smaller batch re-planned or reallocated";
+  cuda_host::reset_device(device);
+}
+
 TEST(CudaHostFingerprint, SignalLongerThanOnePlan) {
   // 530 s at 11025 Hz is 4281 frames: the plan (kMaxFramesPerPlan = 4096) runs twice in one
   // chunk, and the short signal goes to the other stream's chunk.
