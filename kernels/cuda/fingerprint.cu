@@ -282,7 +282,9 @@ class FingerprintRunner {
     band_start_.upload(kWhat, band_start.data(), band_start.size());
     // Those copies went through the legacy default stream, and a copy from pageable memory may
     // return before its DMA lands; the slots' non-blocking streams are not ordered after it.
-    YW_CUDA_CHECK(kWhat, cudaDeviceSynchronize());
+    // Waiting for that stream alone is enough: a whole-device synchronisation would also wait for
+    // libtorch's (non-blocking) streams and the other twin's.
+    YW_CUDA_CHECK(kWhat, cudaStreamSynchronize(nullptr));
   }
 
   // Items of `signals` into `result` (one empty vector per signal on entry), chunk by chunk.
