@@ -31,6 +31,7 @@ targets=(yw_fingerprint_gpu_tests yw_models_gpu_tests yw_gpu_check_bench yw_sepa
 # Libraries a bare machine has (glibc) or must bring itself (the CUDA driver and runtime).
 system_libs='^(linux-vdso|ld-linux|libc|libm|libdl|libpthread|librt|libutil|libresolv)\.so'
 cuda_libs='^lib(cuda|cudart|cufft|nvidia-[a-z-]*|nvrtc|nvJitLink)\.so'
+cxx_runtime='^lib(stdc\+\+|gcc_s)\.so'
 
 # ---- here: the bundle -------------------------------------------------------------------------
 make_bundle() {
@@ -60,13 +61,18 @@ make_bundle() {
   done
   cp "$from/common/libyw_common.a" "$from/kernels/libyw_kernels_core.a" "$out/lib/static/"
   cp -r /usr/include/fmt "$out/include/"
-  # The closure of every binary, minus glibc and CUDA; the copies keep their sonames.
-  local name path
+  # The closure of every binary, minus glibc and CUDA; the copies keep their sonames. The C++
+  # runtime goes to lib/fallback, searched last: a device whose own libstdc++ is newer (the torch
+  # runner is compiled there, and may need its newer symbols) keeps it.
+  mkdir -p "$out/lib/fallback"
+  local name path dest
   while read -r name path; do
     [[ "$name" =~ $system_libs || "$name" =~ $cuda_libs ]] && continue
-    [ -f "$out/lib/$name" ] || cp -L "$path" "$out/lib/$name"
+    dest="$out/lib"
+    [[ "$name" =~ $cxx_runtime ]] && dest="$out/lib/fallback"
+    [ -f "$dest/$name" ] || cp -L "$path" "$dest/$name"
   done < <(for b in "$out"/bin/*; do ldd "$b"; done | awk '$2 == "=>" && $3 ~ /^\// {print $1, $3}' | sort -u)
-  strip --strip-unneeded "$out"/bin/* "$out"/lib/*.so* 2>/dev/null
+  strip --strip-unneeded "$out"/bin/* "$out"/lib/*.so* "$out"/lib/fallback/*.so* 2>/dev/null
   # The torch runner's build links this libfmt by path (scripts/gpu-check/torch-runner).
   [ -f "$out/lib/libfmt.so.9" ] || { echo "gpu-check: no libfmt.so.9 in the closure" >&2; return 1; }
   {
@@ -112,8 +118,9 @@ loader_check() {
   cp -r "$dir" "$rootfs/opt/yw-bundle"
   local report
   report=$(unshare --mount --fork chroot "$rootfs" /usr/bin/env -i PATH=/usr/bin:/bin \
-    LD_LIBRARY_PATH=/opt/yw-bundle/lib /bin/sh -c \
-    'for f in /opt/yw-bundle/bin/* /opt/yw-bundle/lib/*.so*; do echo "== $f"; ldd "$f" 2>&1; done')
+    LD_LIBRARY_PATH=/opt/yw-bundle/lib:/opt/yw-bundle/lib/fallback /bin/sh -c \
+    'for f in /opt/yw-bundle/bin/* /opt/yw-bundle/lib/*.so* /opt/yw-bundle/lib/fallback/*; do
+       echo "== $f"; ldd "$f" 2>&1; done')
   rm -rf "$rootfs/opt/yw-bundle"
   local missing bad
   missing=$(grep 'not found' <<<"$report" | awk '{print $1}' | sort -u)
@@ -157,7 +164,7 @@ for lib in libcudart.so.13 libcufft.so.12; do
   found=$(find /usr/local/cuda/lib64/ /usr/local/cuda/targets/*/lib/ $site -name "$lib*" 2>/dev/null | head -1)
   [ -n "$found" ] && libdirs="$libdirs:$(dirname "$found")"
 done
-export LD_LIBRARY_PATH="$bundle/lib$libdirs:${LD_LIBRARY_PATH:-}"
+export LD_LIBRARY_PATH="$bundle/lib$libdirs:${LD_LIBRARY_PATH:+$LD_LIBRARY_PATH:}$bundle/lib/fallback"
 stamp "libraries: $LD_LIBRARY_PATH"
 
 # In the background while the tests run: the runner (one libtorch TU) and the model.
