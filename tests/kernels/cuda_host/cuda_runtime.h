@@ -1,12 +1,12 @@
 // A host stand-in for the part of the CUDA runtime that kernels/cuda/*.cu use, so that those
 // sources compile as C++ and run on the CPU in every CI configuration (issue 13): kernels run
-// thread by thread over the launch grid (YW_LAUNCH in cuda_check.cuh), device and pinned memory
-// are heap memory (so ASan sees every out-of-bounds access; buffers up to 4 MiB are poisoned so
-// that a read of memory never written shows up as NaN), streams and events are immediate (work runs in issue
-// order, so this checks indexing, chunking, arithmetic and error paths, not stream ordering).
-// Every allocation (memory, stream, event, FFT plan) counts as one allocation point, and the
-// tests can make any one of them fail (cuda_host.hpp). Not the real runtime: nothing here talks
-// to a GPU; the `gpu` label runs the same .cu files on a device.
+// thread by thread over the launch grid (YW_LAUNCH in cuda_check.cuh); device and pinned memory
+// are heap memory, so ASan sees every out-of-bounds access, and buffers up to 4 MiB are poisoned
+// so that a read of memory never written shows up as NaN; streams and events are immediate (work
+// runs in issue order, so this checks indexing, chunking, arithmetic and error paths, not stream
+// ordering). Every allocation (memory, stream, event, FFT plan) counts as one allocation point,
+// and the tests can make any one of them fail (cuda_host.hpp). Not the real runtime: nothing here
+// talks to a GPU; the `gpu` label runs the same .cu files on a device.
 #pragma once
 
 #include <math.h>  // the kernels call sqrt, log, hypotf, powf unqualified, as device code does
