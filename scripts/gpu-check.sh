@@ -206,6 +206,19 @@ gtest() {  # key binary: runs one gtest binary, r[key] = "passed/failed/skipped"
 stamp "gpu tests"
 sampled tests gtest fingerprint_twin yw_fingerprint_gpu_tests
 gtest hpss_twin yw_models_gpu_tests
+# compute-sanitizer worked on one device runtime and not on another (gpu-machine.md): tried on
+# the smallest cases, bounded, reported, never fatal.
+if command -v compute-sanitizer >/dev/null; then
+  stamp "compute-sanitizer memcheck"
+  timeout 90 compute-sanitizer --tool memcheck --error-exitcode 9 \
+    "$bundle/bin/yw_models_gpu_tests" --gtest_filter='HpssCuda.SilenceStaysSilent' \
+    >"$out/memcheck.log" 2>&1
+  r[memcheck]="hpss rc=$?"
+  timeout 120 compute-sanitizer --tool memcheck --error-exitcode 9 \
+    "$bundle/bin/yw_fingerprint_gpu_tests" --gtest_filter='FingerprintTwins.MusicLikeAudio' \
+    >>"$out/memcheck.log" 2>&1
+  r[memcheck]+=", fingerprint rc=$? ($(grep -m1 -oE 'ERROR SUMMARY: [0-9]+ errors?' "$out/memcheck.log"))"
+fi
 stamp "twin benchmark"
 sampled bench timeout 200 "$bundle/bin/yw_gpu_check_bench" >"$out/bench.log" 2>&1
 r[bench_rc]=$?
@@ -232,6 +245,7 @@ echo "=== gpu-check ($(cat "$out/gpu.txt")), $(($(date +%s) - t0)) s wall ===" |
 {
   printf '%-40s %s\n' "fingerprint twin test" "${r[fingerprint_twin]}"
   printf '%-40s %s\n' "hpss twin test" "${r[hpss_twin]}"
+  printf '%-40s %s\n' "compute-sanitizer memcheck" "${r[memcheck]:-not on this machine}"
   printf '%-40s %s of %s items differ\n' "fingerprint twins (bench)" "$(val fp_twin_differing_items)" "$(val fp_twin_items)"
   printf '%-40s %s items/s, %sx real time\n' "fingerprint cuda, batched" "$(val fp_batched_items_per_s)" "$(val fp_batched_x_realtime)"
   printf '%-40s %sx real time (batched/unbatched %s)\n' "fingerprint cuda, one signal per call" "$(val fp_unbatched_x_realtime)" "$(val fp_batched_over_unbatched)"
