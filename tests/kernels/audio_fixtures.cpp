@@ -11,6 +11,7 @@
 namespace yw::test {
 
 ScratchDir::ScratchDir(const std::string& prefix) : path_(make_temp_dir(prefix)) {}
+
 ScratchDir::~ScratchDir() {
   std::error_code ec;
   std::filesystem::remove_all(path_, ec);
