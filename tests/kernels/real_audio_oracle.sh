@@ -59,7 +59,8 @@ mode() {
   "$bin" fingerprint "${ours[@]}" "${files[@]}" > "$work/o.out" 2> "$work/o.err" || orc=$?
   local line=1 i prc got
   for i in "${!files[@]}"; do
-    local file=${files[$i]} what="${names[$i]} $(basename "${files[$i]}") [$label]"
+    local file=${files[$i]} what
+    what="${names[$i]} $(basename "${files[$i]}") [$label]"
     prc=0
     fpcalc "${fp[@]}" "$file" > "$work/p.out" 2> "$work/p.err" || prc=$?
     if grep -qF "ERROR: $file: " "$work/o.err"; then
