@@ -7,7 +7,6 @@
 #include <algorithm>
 #include <bit>
 #include <cmath>
-#include <unordered_set>
 
 #include "yw/common/error.hpp"
 
@@ -158,10 +157,12 @@ Compare2Result compare2(std::span<const std::uint32_t> a, std::span<const std::u
 }
 
 std::size_t unique_items(std::span<const std::uint32_t> items) {
-  std::unordered_set<std::uint32_t> seen;
+  std::vector<std::uint32_t> v;
+  v.reserve(items.size());
   for (const auto item : items)
-    if (item != 0x256DF977u) seen.insert(item);  // kChromaprintSilenceItem
-  return seen.size();
+    if (item != 0x256DF977u) v.push_back(item);  // kChromaprintSilenceItem
+  std::sort(v.begin(), v.end());
+  return static_cast<std::size_t>(std::unique(v.begin(), v.end()) - v.begin());
 }
 
 }  // namespace yw

@@ -280,3 +280,34 @@ TEST_F(CatalogueDb, FingerprintJobsMatchReEncodesAndRetriesAddNoSecondRow) {
 
 }  // namespace
 }  // namespace yw::worker
+
+namespace yw::worker {
+namespace {
+
+TEST_F(CatalogueDb, MatchCommandPrintsTheCatalogueMatchesOfLocalFiles) {
+  if (!fs::exists(kSong)) GTEST_SKIP() << kSong << " missing: apt-get install hyperrogue-music";
+  dir_ = test::make_temp_dir("yw-match-cli");
+  auto cat = open();
+  const auto fp = fingerprint_file(kSong, 120.0);
+  cat->add({{"the-song", fp.items, fp.duration_seconds, ""}});
+  encode(kSong, "upload.mp3", {"-b:a", "96k"});
+  const auto r =
+      test::run_process({test::worker_binary(), "match", dir_ + "/upload.mp3", "--against",
+                         schema_->url(), "--catalogue-schema", cat_schema_, "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto line = nlohmann::json::parse(r.out);
+  ASSERT_EQ(line["matches"].size(), 1u) << r.out;
+  EXPECT_EQ(line["matches"][0]["record_id"], "the-song");
+  EXPECT_EQ(line["matches"][0]["verdict"], "duplicate");
+  // A bad file is named on stderr and fails the run; text output otherwise.
+  const auto bad = test::run_process({test::worker_binary(), "match", dir_ + "/missing.wav",
+                                      dir_ + "/upload.mp3", "--against", schema_->url(),
+                                      "--catalogue-schema", cat_schema_});
+  EXPECT_EQ(bad.exit_code, 1);
+  EXPECT_NE(bad.err.find("missing.wav"), std::string::npos) << bad.err;
+  EXPECT_NE(bad.out.find("duplicate"), std::string::npos) << bad.out;
+  EXPECT_NE(bad.out.find("the-song"), std::string::npos) << bad.out;
+}
+
+}  // namespace
+}  // namespace yw::worker

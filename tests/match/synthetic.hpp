@@ -38,8 +38,32 @@ class SyntheticFingerprints {
   }
   std::mt19937_64& rng() { return rng_; }
 
+  // song() at scale (benches: a million fingerprints): each bit flips with probability 1/4
+  // between neighbours (the AND of two splitmix64 words), ~2 ns per item.
+  std::vector<std::uint32_t> fast_song(std::size_t n) {
+    std::vector<std::uint32_t> v(n);
+    std::uint32_t x = static_cast<std::uint32_t>(next());
+    for (std::size_t i = 0; i < n; i += 2) {
+      const std::uint64_t m = next() & next();
+      x ^= static_cast<std::uint32_t>(m);
+      v[i] = x;
+      if (i + 1 < n) {
+        x ^= static_cast<std::uint32_t>(m >> 32);
+        v[i + 1] = x;
+      }
+    }
+    return v;
+  }
+  std::uint64_t next() {
+    std::uint64_t z = (state_ += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+  }
+
  private:
   std::mt19937_64 rng_;
+  std::uint64_t state_ = 0x1234567ull;
   std::uniform_real_distribution<double> unit_{0.0, 1.0};
 };
 
