@@ -115,10 +115,10 @@ TEST(MatchAudio, LossyReEncodesScoreAtLeast075AndDifferentTracksNever) {
       {"opus_64k", {"-c:a", "libopus", "-b:a", "64k"}, "opus"},
       {"vorbis_q3", {"-c:a", "libvorbis", "-q:a", "3"}, "ogg"},
   };
-  // Originals: the first 60 s (decoded losslessly to FLAC, so the original is what was shipped).
+  // Originals: the first 90 s (decoded losslessly to FLAC, so the original is what was shipped).
   std::vector<FileFingerprint> orig(tracks.size());
   parallel(tracks.size(), [&](std::size_t i) {
-    orig[i] = encoded(tracks[i], {}, {"-t", "60", "-c:a", "flac"}, "flac");
+    orig[i] = encoded(tracks[i], {}, {"-t", "90", "-c:a", "flac"}, "flac");
   });
   FingerprintIndex index(false);
   for (std::size_t i = 0; i < tracks.size(); ++i)
@@ -131,7 +131,7 @@ TEST(MatchAudio, LossyReEncodesScoreAtLeast075AndDifferentTracksNever) {
   parallel(n, [&](std::size_t k) {
     const std::size_t t = k / codecs.size();
     const auto& c = codecs[k % codecs.size()];
-    std::vector<std::string> args = {"-t", "60"};
+    std::vector<std::string> args = {"-t", "90"};
     args.insert(args.end(), c.args.begin(), c.args.end());
     const auto v = encoded(tracks[t], {}, args, c.ext);
     scores[k] = compare2(orig[t].items, v.items, kAcoustidMaxOffset).score;
