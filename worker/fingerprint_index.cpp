@@ -70,7 +70,7 @@ FingerprintIndex::~FingerprintIndex() = default;
 
 bool FingerprintIndex::upsert(const std::string& record_id, std::vector<std::uint32_t> items,
                               double duration_seconds) {
-  const bool indexable = unique_items(items) >= kMinUniqueItems;
+  const bool indexable = has_unique_items(items, kMinUniqueItems);
   const auto terms = indexable ? window_terms(items) : std::vector<std::uint32_t>{};
   std::unique_lock lock(m_);
   if (auto it = slot_of_.find(record_id); it != slot_of_.end()) {
@@ -215,7 +215,7 @@ std::vector<FingerprintMatch> FingerprintIndex::match(std::span<const std::uint3
   YW_CHECK(o.limit >= 0, "match: negative limit");
   // A query with too little content (silence, near-silence) matches nothing, as it could not
   // be stored either.
-  if (unique_items(query) < kMinUniqueItems || o.limit == 0) return {};
+  if (!has_unique_items(query, kMinUniqueItems) || o.limit == 0) return {};
   struct Job {
     Candidate c;
     bool clip;

@@ -165,4 +165,33 @@ std::size_t unique_items(std::span<const std::uint32_t> items) {
   return static_cast<std::size_t>(std::unique(v.begin(), v.end()) - v.begin());
 }
 
+bool has_unique_items(std::span<const std::uint32_t> items, std::size_t n) {
+  if (n == 0) return true;
+  // Open addressing over 4n slots (power of two); 0 is stored out of band.
+  std::size_t slots = 4;
+  while (slots < 4 * n)
+    slots <<= 1;
+  std::vector<std::uint32_t> table(slots, 0);
+  bool zero = false;
+  std::size_t seen = 0;
+  for (const auto item : items) {
+    if (item == 0x256DF977u) continue;  // kChromaprintSilenceItem
+    if (item == 0) {
+      if (!zero) {
+        zero = true;
+        if (++seen >= n) return true;
+      }
+      continue;
+    }
+    std::size_t h = (item * 0x9E3779B1u) & (slots - 1);
+    while (table[h] != 0 && table[h] != item)
+      h = (h + 1) & (slots - 1);
+    if (table[h] == 0) {
+      table[h] = item;
+      if (++seen >= n) return true;
+    }
+  }
+  return false;
+}
+
 }  // namespace yw

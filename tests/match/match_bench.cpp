@@ -225,10 +225,10 @@ int main(int argc, char** argv) {
       const auto t = Clock::now();
       const auto m = index.match(clip, 20.0, o, cpu);
       lat.push_back(ms_since(t));
-      located +=
-          !m.empty() && m[0].record_id == "r" + std::to_string(q * every) && m[0].offset_items == s;
+      located += !m.empty() && m[0].record_id == "r" + std::to_string(q * every) &&
+                 std::abs(m[0].offset_items - s) <= 8;  // ± 1 s, as the issue asks
     }
-    std::printf("clip: 20 s excerpts located %zu / %zu; latency p50 %.2f ms, p99 %.2f ms\n",
+    std::printf("clip: 20 s excerpts located (± 1 s) %zu / %zu; latency p50 %.2f ms, p99 %.2f ms\n",
                 located, keep.size(), pct(lat, 0.5), pct(lat, 0.99));
   }
 

@@ -165,6 +165,18 @@ TEST(FingerprintIndex, SilenceAndLoopsAreNeitherIndexedNorMatched) {
   EXPECT_EQ(index.stats().records, 1u);
 }
 
+TEST(UniqueItems, EarlyExitAgreesWithTheFullCount) {
+  SyntheticFingerprints gen(9);
+  for (const std::size_t len : {0, 50, 79, 80, 81, 200, 948}) {
+    auto v = gen.song(len, 0.05);
+    for (std::size_t i = 0; i < v.size(); i += 3)
+      v[i] = kChromaprintSilenceItem;
+    if (!v.empty()) v[0] = 0;
+    for (const std::size_t n : {0, 1, 40, 80, 150})
+      EXPECT_EQ(has_unique_items(v, n), unique_items(v) >= n) << len << " " << n;
+  }
+}
+
 TEST(MatchVerdict, FollowsAcoustidThresholds) {
   EXPECT_EQ(match_verdict(0.95), "duplicate");
   EXPECT_EQ(match_verdict(0.9), "duplicate");

@@ -76,5 +76,7 @@ Compare2Result compare2(std::span<const std::uint32_t> a, std::span<const std::u
 // loops out of the index.
 inline constexpr std::size_t kMinUniqueItems = 80;
 std::size_t unique_items(std::span<const std::uint32_t> items);
+// unique_items(items) >= n, stopping as soon as n distinct items were seen (O(n) for music).
+bool has_unique_items(std::span<const std::uint32_t> items, std::size_t n);
 
 }  // namespace yw
