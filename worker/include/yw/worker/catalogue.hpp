@@ -51,6 +51,9 @@ void migrate_catalogue(pqxx::connection& c, const std::string& schema,
 // of adding a second one.
 queue::TxStatement catalogue_upsert_statement(const std::string& schema,
                                               const CatalogueEntry& entry);
+// The same for a batch, in one statement (Catalogue::add; a record given twice keeps the last).
+queue::TxStatement catalogue_upsert_statement(const std::string& schema,
+                                              const std::vector<CatalogueEntry>& entries);
 
 // Items <-> the int4[] text form PostgreSQL uses ({-1,2,...}; signed as fpcalc -signed).
 std::string items_to_pg_array(std::span<const std::uint32_t> items);
@@ -85,6 +88,12 @@ class Catalogue {
 
  private:
   std::int64_t sync_locked();
+  std::int64_t sync_on(pqxx::connection& c);
+  std::optional<CatalogueEntry> get_on(pqxx::connection& c, const std::string& record_id);
+  // The connection, reopened after a loss; with_conn drops it when a call finds it broken.
+  pqxx::connection& conn();
+  template <typename Fn>
+  auto with_conn(Fn&& fn);
   std::string url_, schema_;
   std::unique_ptr<pqxx::connection> conn_;
   std::mutex m_;  // the connection and the cursor
