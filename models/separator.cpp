@@ -14,6 +14,7 @@
 #include <fmt/ranges.h>
 #include "torch_runner_abi.hpp"
 
+#include "yw/common/device_health.hpp"
 #include "yw/common/error.hpp"
 #include "yw/common/log.hpp"
 #include "yw/kernels/cuda/hpss_cuda.hpp"
@@ -200,6 +201,16 @@ class ModelSeparator final : public Separator {
       model_->forward(&in[first * in_size], static_cast<int>(count), segment_,
                       &out[first * out_size]);
     } catch (const std::exception& e) {
+      // A sticky CUDA error poisons the context for good (device_health.hpp): no retry in halves;
+      // every segment of the range fails back retryable.
+      if (is_sticky_device_error(e.what())) {
+        DeviceHealth::global().mark_unhealthy(name_, e.what());
+        const auto fault = std::make_exception_ptr(Error(
+            fmt::format("{}: device unhealthy ({}); failed back for a retry", name_, e.what())));
+        for (size_t i = first; i < first + count; ++i)
+          errors[i] = fault;
+        return;
+      }
       if (count == 1) {
         errors[first] = std::current_exception();
         return;

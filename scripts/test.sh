@@ -35,6 +35,16 @@ if [ -z "$configs" ]; then
   fi
 fi
 
+# v3: -march=x86-64-v3 (FMA in the target) builds only the core's fpcalc oracle tests, which
+# prove that -ffp-contract=off keeps the CPU twins fpcalc-identical (kernels/CMakeLists.txt).
+if [ -z "${YW_CONFIGS:-}" ]; then
+  if [ "$(grep -owE 'avx2|bmi2|fma|movbe' /proc/cpuinfo | sort -u | wc -l)" = 4 ]; then
+    configs="$configs v3"
+  else
+    log "this CPU has no x86-64-v3: the v3 configuration is skipped"
+  fi
+fi
+
 mkdir -p build
 for c in $configs; do
   dir="build/test-$c"
@@ -44,11 +54,14 @@ for c in $configs; do
     cpu) flags=(-DYW_CUDA=OFF -DYW_WERROR=ON) ;;
     asan) flags=(-DYW_CUDA=OFF -DYW_WERROR=ON -DYW_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug) ;;
     fuzz) flags=(-DYW_FUZZ=ON -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++) ;;
+    v3) flags=(-DYW_CUDA=OFF -DYW_TORCH=OFF -DYW_WERROR=ON -DCMAKE_CXX_FLAGS=-march=x86-64-v3) ;;
     *) echo "unknown configuration '$c'" >&2; exit 2 ;;
   esac
   cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE="$build_type" "${flags[@]}" >"$dir.configure.log" 2>&1 \
     || { cat "$dir.configure.log"; exit 1; }
-  cmake --build "$dir" -j "$jobs"
+  targets=()
+  [ "$c" = v3 ] && targets=(--target yw_fingerprint_oracle_tests)
+  cmake --build "$dir" -j "$jobs" "${targets[@]}"
 done
 
 pgdir=$(mktemp -d /tmp/yw-test-pg.XXXXXX)
@@ -75,6 +88,8 @@ for c in $configs; do
     args+=(-L "$YW_TEST_LABELS")
   elif [ "$c" = asan ]; then
     args+=(-L 'unit|db')
+  elif [ "$c" = v3 ]; then
+    args+=(-R '^Matrix/FpcalcIdentical|^cpu_twins_have_no_fused_multiply_add$')
   fi
   set +e
   ctest "${args[@]}" 2>&1 | tee "$dir.ctest.log"

@@ -4,6 +4,7 @@
 #include <map>
 #include <mutex>
 
+#include "yw/common/device_health.hpp"
 #include "yw/common/error.hpp"
 #include "yw/common/log.hpp"
 #include "yw/kernels/cuda/fingerprint_cuda.hpp"
@@ -75,7 +76,25 @@ void FingerprintBatcher::run_batch(std::vector<std::shared_ptr<Request>>&& batch
         static_cast<double>(batcher_->pending()));
 }
 
+namespace {
+
+// Fails every request back retryable: the device, not the input, is at fault, so another worker
+// (or this one after its supervisor restarts it) can run the jobs.
+template <typename Request>
+void fail_back_unhealthy(std::span<const std::shared_ptr<Request>> requests,
+                         const std::string& problem) {
+  for (const auto& r : requests)
+    r->result.set_exception(std::make_exception_ptr(Error(
+        fmt::format("fingerprint: device unhealthy ({}); failed back for a retry", problem))));
+}
+
+}  // namespace
+
 void FingerprintBatcher::run_subset(std::span<const std::shared_ptr<Request>> requests) {
+  if (const auto problem = DeviceHealth::global().problem()) {
+    fail_back_unhealthy(requests, *problem);
+    return;
+  }
   std::vector<std::span<const std::int16_t>> signals;
   signals.reserve(requests.size());
   for (const auto& r : requests)
@@ -87,20 +106,28 @@ void FingerprintBatcher::run_subset(std::span<const std::shared_ptr<Request>> re
     for (std::size_t i = 0; i < requests.size(); ++i)
       requests[i]->result.set_value(std::move(items[i]));
   } catch (...) {
+    std::string what = "unknown exception";
+    try {
+      std::rethrow_exception(std::current_exception());
+    } catch (const std::exception& e) {
+      what = e.what();
+    } catch (...) {
+    }
+    // A sticky CUDA error: no retry on this device can succeed (device_health.hpp).
+    if (is_sticky_device_error(what)) {
+      DeviceHealth::global().mark_unhealthy(device_label_, what);
+      fail_back_unhealthy(requests, *DeviceHealth::global().problem());
+      return;
+    }
     if (requests.size() == 1) {
       requests[0]->result.set_exception(std::current_exception());
       return;
     }
-    // Halve and retry: an out-of-memory batch fits in halves, and a failing signal ends up alone
-    // so the others still complete.
-    try {
-      std::rethrow_exception(std::current_exception());
-    } catch (const std::exception& e) {
-      log(LogLevel::warn, "batcher",
-          fmt::format("fingerprint batch of {} failed ({}); retrying in halves", requests.size(),
-                      e.what()));
-    } catch (...) {
-    }
+    // Halve and retry: an out-of-memory batch fits in halves (the CUDA twin frees its buffers
+    // before it rethrows), and a failing signal ends up alone so the others still complete.
+    log(LogLevel::warn, "batcher",
+        fmt::format("fingerprint batch of {} failed ({}); retrying in halves", requests.size(),
+                    what));
     const std::size_t half = requests.size() / 2;
     run_subset(requests.first(half));
     run_subset(requests.subspan(half));

@@ -1,36 +1,15 @@
-// Chromaprint's tables, its compressed fingerprint format and fpcalc's per-file driver.
-// ref: docs/chromaprint.md §1.2 (fpcalc front end), §1.5-1.6 (window, bands), §1.14 (format).
+// Chromaprint's compressed fingerprint format and fpcalc's per-file driver.
+// ref: docs/chromaprint.md §1.2 (fpcalc front end), §1.14 (format). The tables are in
+// chromaprint_tables.cpp, part of yw_kernels_core.
 #include <algorithm>
 #include <cmath>
 #include <string_view>
 
 #include "yw/common/error.hpp"
-#include "yw/kernels/chromaprint_tables.hpp"
 #include "yw/kernels/fingerprint.hpp"
 #include "yw/kernels/fpcalc_resample.hpp"
 
 namespace yw {
-namespace chromaprint_detail {
-
-const Tables& tables() {
-  static const Tables t = [] {
-    Tables out;
-    out.window.resize(kChromaprintFrameSize);
-    const double pi = 3.14159265358979323846;
-    for (int n = 0; n < kChromaprintFrameSize; ++n) {
-      const double w = 0.54 - 0.46 * std::cos(2.0 * pi * n / (kChromaprintFrameSize - 1));
-      out.window[static_cast<std::size_t>(n)] = static_cast<float>(w * (1.0 / 32767.0));
-    }
-    out.band.assign(kChromaprintFrameSize / 2 + 1, -1);
-    for (int i = kChromaBinLo; i < kChromaBinHi; ++i)
-      out.band[static_cast<std::size_t>(i)] = chroma_band(i);
-    return out;
-  }();
-  return t;
-}
-
-}  // namespace chromaprint_detail
-
 namespace {
 
 constexpr char kBase64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";

@@ -15,6 +15,18 @@
 
 #include "yw/common/error.hpp"
 
+// A kernel launch: `kernel<<<blocks, threads, 0, stream>>>(args...)`. Written as a macro so that
+// the same .cu sources also compile as C++ against the host stand-in runtime of the tests
+// (tests/kernels/cuda_host/, which defines YW_CUDA_HOST), where it runs every thread of the grid
+// in a loop on the CPU.
+#ifdef YW_CUDA_HOST
+#define YW_LAUNCH(kernel, blocks, threads, stream, ...) \
+  ::yw::cuda_host::launch((blocks), (threads), (stream), [&] { kernel(__VA_ARGS__); })
+#else
+#define YW_LAUNCH(kernel, blocks, threads, stream, ...) \
+  kernel<<<(blocks), (threads), 0, (stream)>>>(__VA_ARGS__)
+#endif
+
 // `what` names the twin in messages, e.g. "fingerprint on cuda". The sticky error is cleared so
 // one failure does not poison the next call on this thread.
 #define YW_CUDA_CHECK(what, expr)                                                  \
@@ -41,7 +53,7 @@ template <typename T>
 class DeviceArray {
  public:
   DeviceArray() = default;
-  explicit DeviceArray(std::size_t count) { reserve(count); }
+  DeviceArray(const char* what, std::size_t count) { reserve(what, count); }
   ~DeviceArray() { release(); }
   DeviceArray(const DeviceArray&) = delete;
   DeviceArray& operator=(const DeviceArray&) = delete;
@@ -51,10 +63,11 @@ class DeviceArray {
   // At least `count` elements. Reallocates only to grow, and then the contents are lost; the
   // caller must know that no queued work still uses the old allocation (cudaFree also waits for
   // the whole device, so growing is a synchronisation point: keep it out of steady state).
-  void reserve(std::size_t count) {
+  // `what` names the twin in the error, as every other call here.
+  void reserve(const char* what, std::size_t count) {
     if (count <= capacity_) return;
     release();
-    YW_CUDA_CHECK("cuda", cudaMalloc(&ptr_, count * sizeof(T)));
+    YW_CUDA_CHECK(what, cudaMalloc(&ptr_, count * sizeof(T)));
     capacity_ = count;
   }
   void release() noexcept {
@@ -63,13 +76,13 @@ class DeviceArray {
     capacity_ = 0;
   }
 
-  void upload(const T* src, std::size_t count) {
+  void upload(const char* what, const T* src, std::size_t count) {
     if (count)
-      YW_CUDA_CHECK("cuda", cudaMemcpy(ptr_, src, count * sizeof(T), cudaMemcpyHostToDevice));
+      YW_CUDA_CHECK(what, cudaMemcpy(ptr_, src, count * sizeof(T), cudaMemcpyHostToDevice));
   }
-  void download(T* dst, std::size_t count) const {
+  void download(const char* what, T* dst, std::size_t count) const {
     if (count)
-      YW_CUDA_CHECK("cuda", cudaMemcpy(dst, ptr_, count * sizeof(T), cudaMemcpyDeviceToHost));
+      YW_CUDA_CHECK(what, cudaMemcpy(dst, ptr_, count * sizeof(T), cudaMemcpyDeviceToHost));
   }
   // Elements [offset, offset + count) from/to host memory. The copy overlaps other streams only
   // when the host memory is page-locked (PinnedBuffer); the host memory must stay untouched until

@@ -216,10 +216,14 @@ using fingerprint_schedule::shape_of;
 // One stream's share of the pipeline. Everything here is used by `stream` only, so a buffer may
 // be rewritten or grown as soon as that stream is idle, whatever the other slot is doing.
 struct Slot {
-  Slot() : stream(kWhat), plan(kMaxFramesPerPlan, stream.get()) {}
+  Slot() : stream(kWhat) {}
 
   Stream stream;  // declared before `plan`: the plan is bound to it and destroyed first
-  R2cPlan plan;
+  // Planned for plan_frames frames (a power of two up to kMaxFramesPerPlan) on first use and
+  // re-planned only for a larger chunk, so steady state never plans; small batches, and the
+  // halves of a batch retried after an out-of-memory, get a small plan and small buffers.
+  std::unique_ptr<R2cPlan> plan;
+  int plan_frames = 0;
   // The chunk as the kernels read it, staged in pinned memory and copied to the device in three
   // transfers: its samples back to back; its long long layout (frame_start, then frame_offset,
   // row_offset and item_offset, signal-relative like the samples); the owning signal of every
@@ -270,15 +274,17 @@ class FingerprintRunner {
     YW_CUDA_CHECK(kWhat, cudaMemcpyToSymbol(c_classifiers, classifiers, sizeof(classifiers)));
     YW_CUDA_CHECK(kWhat, cudaMemcpyToSymbol(c_filter, chromaprint_detail::kChromaFilter.data(),
                                             sizeof(double) * 5));
-    window_.reserve(kFrame);
-    window_.upload(tables.window.data(), kFrame);
-    band_bins_.reserve(band_bins.size());
-    band_bins_.upload(band_bins.data(), band_bins.size());
-    band_start_.reserve(band_start.size());
-    band_start_.upload(band_start.data(), band_start.size());
+    window_.reserve(kWhat, kFrame);
+    window_.upload(kWhat, tables.window.data(), kFrame);
+    band_bins_.reserve(kWhat, band_bins.size());
+    band_bins_.upload(kWhat, band_bins.data(), band_bins.size());
+    band_start_.reserve(kWhat, band_start.size());
+    band_start_.upload(kWhat, band_start.data(), band_start.size());
     // Those copies went through the legacy default stream, and a copy from pageable memory may
     // return before its DMA lands; the slots' non-blocking streams are not ordered after it.
-    YW_CUDA_CHECK(kWhat, cudaDeviceSynchronize());
+    // Waiting for that stream alone is enough: a whole-device synchronisation would also wait for
+    // libtorch's (non-blocking) streams and the other twin's.
+    YW_CUDA_CHECK(kWhat, cudaStreamSynchronize(nullptr));
   }
 
   // Items of `signals` into `result` (one empty vector per signal on entry), chunk by chunk.
@@ -295,9 +301,10 @@ class FingerprintRunner {
       for (Slot& slot : slots_)
         collect(slot, result);
     } catch (...) {
-      // Nothing may still be copying into buffers that are freed or reused. The buffers are
-      // freed so that the batcher's retry in halves (after an out-of-memory) starts from what it
-      // needs and memory that another user of the device holds can be given back in between.
+      // Nothing may still be copying into buffers that are freed or reused. The buffers and
+      // plans are freed so that the batcher's retry in halves (after an out-of-memory) starts
+      // from what it needs (a smaller plan for smaller chunks) and memory that another user of the
+      // device holds can be given back in between.
       for (Slot& slot : slots_) {
         slot.stream.drain();
         slot.pending = nullptr;
@@ -361,15 +368,23 @@ class FingerprintRunner {
     const auto layout = static_cast<std::size_t>(chunk.frames + 3 * (k + 1));
     const auto owners = static_cast<std::size_t>(chunk.rows + chunk.items);
     const auto rows = static_cast<std::size_t>(chunk.rows) * 12;
-    slot.d_pcm.reserve(samples);
-    slot.d_layout.reserve(layout);
-    slot.d_owner.reserve(owners);
-    slot.d_in.reserve(static_cast<std::size_t>(kMaxFramesPerPlan) * kFrame);
-    slot.d_spectrum.reserve(static_cast<std::size_t>(kMaxFramesPerPlan) * kBins);
-    slot.d_chroma.reserve(static_cast<std::size_t>(chunk.frames) * 12);
-    slot.d_rows.reserve(rows);
-    slot.d_image.reserve(rows);
-    slot.d_items.reserve(static_cast<std::size_t>(chunk.items));
+    slot.d_pcm.reserve(kWhat, samples);
+    slot.d_layout.reserve(kWhat, layout);
+    slot.d_owner.reserve(kWhat, owners);
+    const int plan_frames = plan_frames_for(chunk.frames);
+    if (plan_frames > slot.plan_frames) {
+      // The slot's stream is idle here (collect() waited for its last chunk).
+      slot.plan.reset();
+      slot.plan_frames = 0;
+      slot.plan = std::make_unique<R2cPlan>(plan_frames, stream);
+      slot.plan_frames = plan_frames;
+    }
+    slot.d_in.reserve(kWhat, static_cast<std::size_t>(slot.plan_frames) * kFrame);
+    slot.d_spectrum.reserve(kWhat, static_cast<std::size_t>(slot.plan_frames) * kBins);
+    slot.d_chroma.reserve(kWhat, static_cast<std::size_t>(chunk.frames) * 12);
+    slot.d_rows.reserve(kWhat, rows);
+    slot.d_image.reserve(kWhat, rows);
+    slot.d_items.reserve(kWhat, static_cast<std::size_t>(chunk.items));
 
     slot.d_pcm.upload_async(kWhat, slot.h_pcm.get(), 0, samples, stream);
     slot.d_layout.upload_async(kWhat, slot.h_layout.get(), 0, layout, stream);
@@ -381,34 +396,45 @@ class FingerprintRunner {
     const int* row_owner = slot.d_owner.get();
     const int* item_owner = row_owner + chunk.rows;
 
-    for (long long first = 0; first < chunk.frames; first += kMaxFramesPerPlan) {
+    for (long long first = 0; first < chunk.frames; first += slot.plan_frames) {
       const int frames =
-          static_cast<int>(std::min<long long>(kMaxFramesPerPlan, chunk.frames - first));
-      window_kernel<<<blocks_for(static_cast<long long>(frames) * kFrame), kThreads, 0, stream>>>(
-          slot.d_pcm.get(), frame_start, first, frames, window_.get(), slot.d_in.get());
+          static_cast<int>(std::min<long long>(slot.plan_frames, chunk.frames - first));
+      YW_LAUNCH(window_kernel, blocks_for(static_cast<long long>(frames) * kFrame), kThreads,
+                stream, slot.d_pcm.get(), frame_start, first, frames, window_.get(),
+                slot.d_in.get());
       YW_CUDA_CHECK(kWhat, cudaGetLastError());
-      // A short chunk runs the full plan; the frames past `frames` are stale and unused.
-      YW_CUFFT_CHECK(kWhat, cufftExecR2C(slot.plan.get(), slot.d_in.get(), slot.d_spectrum.get()));
-      chroma_kernel<<<blocks_for(static_cast<long long>(frames) * 12), kThreads, 0, stream>>>(
-          slot.d_spectrum.get(), frames, first, band_bins_.get(), band_start_.get(),
-          slot.d_chroma.get());
+      // A short piece runs the full plan; the frames past `frames` are stale and unused.
+      YW_CUFFT_CHECK(kWhat, cufftExecR2C(slot.plan->get(), slot.d_in.get(), slot.d_spectrum.get()));
+      YW_LAUNCH(chroma_kernel, blocks_for(static_cast<long long>(frames) * 12), kThreads, stream,
+                slot.d_spectrum.get(), frames, first, band_bins_.get(), band_start_.get(),
+                slot.d_chroma.get());
       YW_CUDA_CHECK(kWhat, cudaGetLastError());
     }
-    rows_kernel<<<blocks_for(chunk.rows), kThreads, 0, stream>>>(
-        slot.d_chroma.get(), frame_offset, row_offset, row_owner, chunk.rows, slot.d_rows.get());
+    YW_LAUNCH(rows_kernel, blocks_for(chunk.rows), kThreads, stream, slot.d_chroma.get(),
+              frame_offset, row_offset, row_owner, chunk.rows, slot.d_rows.get());
     YW_CUDA_CHECK(kWhat, cudaGetLastError());
-    integral_kernel<<<blocks_for(k * 12), kThreads, 0, stream>>>(
-        slot.d_rows.get(), row_offset, static_cast<int>(k), slot.d_image.get());
+    YW_LAUNCH(integral_kernel, blocks_for(k * 12), kThreads, stream, slot.d_rows.get(), row_offset,
+              static_cast<int>(k), slot.d_image.get());
     YW_CUDA_CHECK(kWhat, cudaGetLastError());
-    classify_kernel<<<blocks_for(chunk.items), kThreads, 0, stream>>>(
-        slot.d_image.get(), row_offset, item_offset, item_owner, chunk.items, slot.d_items.get());
+    YW_LAUNCH(classify_kernel, blocks_for(chunk.items), kThreads, stream, slot.d_image.get(),
+              row_offset, item_offset, item_owner, chunk.items, slot.d_items.get());
     YW_CUDA_CHECK(kWhat, cudaGetLastError());
     slot.d_items.download_async(kWhat, slot.h_items.get(), 0, static_cast<std::size_t>(chunk.items),
                                 stream);
     slot.pending = &chunk;
   }
 
+  // Frames of the plan for a chunk: a power of two from 64 up to kMaxFramesPerPlan.
+  static int plan_frames_for(long long frames) {
+    int p = 64;
+    while (p < kMaxFramesPerPlan && p < frames)
+      p *= 2;
+    return p;
+  }
+
   static void release(Slot& slot) noexcept {
+    slot.plan.reset();
+    slot.plan_frames = 0;
     slot.h_pcm.release();
     slot.h_layout.release();
     slot.h_owner.release();

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <array>
+#include <exception>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -180,7 +181,9 @@ __global__ void normalise_kernel(float* y, long long s0, long long count, long l
 
 // The per-device state of the HPSS twin: three non-blocking streams (kernels, uploads,
 // downloads, so that both copy directions run beside the kernels) and pinned staging buffers,
-// reused by every call. The signal's device buffers and the plans stay per call, sized to it.
+// reused by every call, and the device buffers and cuFFT plans, grown or re-planned only when a
+// call needs more or another shape (no allocation, no free and so no device-wide
+// synchronisation in steady state).
 //
 // Within a call the signal moves in pieces: block k's kernels wait only for the samples they read
 // (uploaded while block k-1 computes), and the samples that no later frame reaches are
@@ -196,12 +199,67 @@ struct HpssRunner {
         computed(kWhat),
         downloaded{Event(kWhat), Event(kWhat)} {}
 
-  // For a call that unwinds, and to end every call: nothing queued may outlive the call's device
-  // buffers or still use the staging buffers when the next call rewrites them.
+  // For a call that unwinds, and to end every call: nothing queued may still use the device or
+  // staging buffers when the next call rewrites them.
   void drain() noexcept {
     compute.drain();
     upload.drain();
     download.drain();
+  }
+
+  // Buffers for a signal of n samples and plans for its shape; grow-only, so a shorter signal
+  // after a longer one reuses them. A failure here leaves the runner without the buffers it was
+  // growing (and without plans if planning failed): the next call allocates them again.
+  void reserve(long long n, int n_fft, int bins, long long ctx_rows, long long block) {
+    // cuFFT plans are per shape. A plan for more rows than a call needs serves it (the rows past
+    // the call's are computed from stale data and never read), so a runner re-plans only for a
+    // new n_fft or a larger block, and the buffers the plans read and write cover the plans' rows.
+    if (plan_n_fft != n_fft) {
+      r2c.reset();
+      c2r.reset();
+      plan_ctx_rows = plan_block = 0;
+    }
+    plan_n_fft = n_fft;
+    if (!r2c || plan_ctx_rows < ctx_rows) {
+      r2c.reset();
+      r2c = std::make_unique<FftPlan>(n_fft, static_cast<int>(ctx_rows), CUFFT_R2C, compute.get());
+      plan_ctx_rows = ctx_rows;
+    }
+    if (!c2r || plan_block < block) {
+      c2r.reset();
+      c2r = std::make_unique<FftPlan>(n_fft, static_cast<int>(block), CUFFT_C2R, compute.get());
+      plan_block = block;
+    }
+    const auto un = static_cast<size_t>(n);
+    const auto r2c_rows = static_cast<size_t>(plan_ctx_rows);
+    const auto c2r_rows = static_cast<size_t>(plan_block);
+    const auto ubins = static_cast<size_t>(bins);
+    const auto un_fft = static_cast<size_t>(n_fft);
+    d_x.reserve(kWhat, un);
+    d_h.reserve(kWhat, un);
+    d_p.reserve(kWhat, un);
+    d_window.reserve(kWhat, un_fft);
+    d_frames.reserve(kWhat, r2c_rows * un_fft);
+    d_spec.reserve(kWhat, r2c_rows * ubins);
+    d_mag.reserve(kWhat, r2c_rows * ubins);
+    d_hmed.reserve(kWhat, c2r_rows * ubins);
+    d_pmed.reserve(kWhat, c2r_rows * ubins);
+    d_hspec.reserve(kWhat, c2r_rows * ubins);
+    d_pspec.reserve(kWhat, c2r_rows * ubins);
+    d_out.reserve(kWhat, c2r_rows * un_fft);
+  }
+
+  // After an out-of-memory: gives the device memory back, so a retry (or libtorch) can use it.
+  void release() noexcept {
+    for (DeviceArray<float>* a :
+         {&d_x, &d_h, &d_p, &d_window, &d_frames, &d_mag, &d_hmed, &d_pmed, &d_out})
+      a->release();
+    d_spec.release();
+    d_hspec.release();
+    d_pspec.release();
+    r2c.reset();
+    c2r.reset();
+    plan_ctx_rows = plan_block = 0;
   }
 
   // Calls on the device run one at a time: they share the streams and the staging buffers.
@@ -216,6 +274,11 @@ struct HpssRunner {
   std::array<PinnedBuffer<float>, 2> x;
   std::array<PinnedBuffer<float>, 2> harmonic;
   std::array<PinnedBuffer<float>, 2> percussive;
+  DeviceArray<float> d_x, d_h, d_p, d_window, d_frames, d_mag, d_hmed, d_pmed, d_out;
+  DeviceArray<cufftComplex> d_spec, d_hspec, d_pspec;
+  std::unique_ptr<FftPlan> r2c, c2r;  // bound to `compute`, destroyed before it (declared after)
+  int plan_n_fft = 0;
+  long long plan_ctx_rows = 0, plan_block = 0;
 };
 
 // The runner of `device`, created on first use while `device` is current; never destroyed, for
@@ -229,9 +292,15 @@ HpssRunner& runner_for(int device) {
   return *runner;
 }
 
+// Ends every call with drain(); a call that unwinds (out of memory above all) also releases the
+// runner's device buffers and plans, so that what it held goes back to the device.
 struct DrainOnExit {
   HpssRunner& runner;
-  ~DrainOnExit() { runner.drain(); }
+  int exceptions = std::uncaught_exceptions();
+  ~DrainOnExit() {
+    runner.drain();
+    if (std::uncaught_exceptions() > exceptions) runner.release();
+  }
 };
 
 // A range of samples in flight through one staging buffer.
@@ -263,20 +332,27 @@ void hpss_cuda(const HpssConfig& cfg, const float* x, int64_t n, float* harmonic
   const long long block = plan.block;
   const long long ctx_rows = plan.ctx_rows;
 
-  DeviceArray<float> d_x(static_cast<size_t>(n)), d_h(static_cast<size_t>(n)),
-      d_p(static_cast<size_t>(n)), d_window(static_cast<size_t>(n_fft));
-  DeviceArray<float> d_frames(static_cast<size_t>(ctx_rows * n_fft));
-  DeviceArray<cufftComplex> d_spec(static_cast<size_t>(ctx_rows * bins));
-  DeviceArray<float> d_mag(static_cast<size_t>(ctx_rows * bins));
-  DeviceArray<float> d_hmed(static_cast<size_t>(block * bins)),
-      d_pmed(static_cast<size_t>(block * bins));
-  DeviceArray<cufftComplex> d_hspec(static_cast<size_t>(block * bins)),
-      d_pspec(static_cast<size_t>(block * bins));
-  DeviceArray<float> d_out(static_cast<size_t>(block * n_fft));
-  FftPlan r2c(n_fft, static_cast<int>(ctx_rows), CUFFT_R2C, compute);
-  FftPlan c2r(n_fft, static_cast<int>(block), CUFFT_C2R, compute);
-  // Declared after every buffer, so it runs before they are freed.
+  // Nothing queued may outlive the call: an unwinding call must not leave work that uses buffers
+  // the next call rewrites, and after a failure the buffers are freed (drain() first).
   const DrainOnExit drain{runner};
+  // The device buffers and plans are the runner's, grown (or re-planned) only when a call needs
+  // more or another shape: freeing device memory synchronises the whole device (every stream,
+  // libtorch's too), so steady state allocates and frees nothing.
+  runner.reserve(n, n_fft, bins, ctx_rows, block);
+  DeviceArray<float>& d_x = runner.d_x;
+  DeviceArray<float>& d_h = runner.d_h;
+  DeviceArray<float>& d_p = runner.d_p;
+  DeviceArray<float>& d_window = runner.d_window;
+  DeviceArray<float>& d_frames = runner.d_frames;
+  DeviceArray<cufftComplex>& d_spec = runner.d_spec;
+  DeviceArray<float>& d_mag = runner.d_mag;
+  DeviceArray<float>& d_hmed = runner.d_hmed;
+  DeviceArray<float>& d_pmed = runner.d_pmed;
+  DeviceArray<cufftComplex>& d_hspec = runner.d_hspec;
+  DeviceArray<cufftComplex>& d_pspec = runner.d_pspec;
+  DeviceArray<float>& d_out = runner.d_out;
+  const FftPlan& r2c = *runner.r2c;
+  const FftPlan& c2r = *runner.c2r;
 
   const std::vector<float> window = hann_window(n_fft);  // the CPU twin's exact window
   std::copy(window.begin(), window.end(), runner.window.reserve(kWhat, window.size()));
@@ -318,27 +394,26 @@ void hpss_cuda(const HpssConfig& cfg, const float* x, int64_t n, float* harmonic
     }
 
     // The plan always transforms ctx_rows frames; rows past cb are computed and ignored.
-    frame_kernel<<<blocks_for(ctx_rows * n_fft), kThreads, 0, compute>>>(
-        d_x.get(), n, ca, ctx_rows, n_fft, hop, d_window.get(), d_frames.get());
+    YW_LAUNCH(frame_kernel, blocks_for(ctx_rows * n_fft), kThreads, compute, d_x.get(), n, ca,
+              ctx_rows, n_fft, hop, d_window.get(), d_frames.get());
     YW_CUFFT_CHECK(kWhat, cufftExecR2C(r2c.get(), d_frames.get(), d_spec.get()));
-    magnitude_kernel<<<blocks_for((cb - ca) * bins), kThreads, 0, compute>>>(
-        d_spec.get(), (cb - ca) * bins, d_mag.get());
-    harmonic_median_kernel<<<blocks_for(rows * bins), kThreads, 0, compute>>>(
-        d_mag.get(), frames, ca, a, rows, bins, hh, d_hmed.get());
-    percussive_median_kernel<<<blocks_for(rows * bins), kThreads, 0, compute>>>(
-        d_mag.get(), ca, a, rows, bins, hp, d_pmed.get());
-    mask_kernel<<<blocks_for(rows * bins), kThreads, 0, compute>>>(
-        d_spec.get() + (a - ca) * bins, d_hmed.get(), d_pmed.get(), rows * bins, bins, cfg.power,
-        d_hspec.get(), d_pspec.get());
+    YW_LAUNCH(magnitude_kernel, blocks_for((cb - ca) * bins), kThreads, compute, d_spec.get(),
+              (cb - ca) * bins, d_mag.get());
+    YW_LAUNCH(harmonic_median_kernel, blocks_for(rows * bins), kThreads, compute, d_mag.get(),
+              frames, ca, a, rows, bins, hh, d_hmed.get());
+    YW_LAUNCH(percussive_median_kernel, blocks_for(rows * bins), kThreads, compute, d_mag.get(), ca,
+              a, rows, bins, hp, d_pmed.get());
+    YW_LAUNCH(mask_kernel, blocks_for(rows * bins), kThreads, compute,
+              d_spec.get() + (a - ca) * bins, d_hmed.get(), d_pmed.get(), rows * bins, bins,
+              cfg.power, d_hspec.get(), d_pspec.get());
     const long long s0 = a * hop - n_fft / 2;
     const long long span = (rows - 1) * hop + n_fft;
     for (int stem = 0; stem < 2; ++stem) {
       // Rows past `rows` hold stale spectra; their output is never read by the overlap-add.
       YW_CUFFT_CHECK(
           kWhat, cufftExecC2R(c2r.get(), stem == 0 ? d_hspec.get() : d_pspec.get(), d_out.get()));
-      overlap_add_kernel<<<blocks_for(span), kThreads, 0, compute>>>(
-          d_out.get(), a, rows, n_fft, hop, d_window.get(), s0, span, n,
-          stem == 0 ? d_h.get() : d_p.get());
+      YW_LAUNCH(overlap_add_kernel, blocks_for(span), kThreads, compute, d_out.get(), a, rows,
+                n_fft, hop, d_window.get(), s0, span, n, stem == 0 ? d_h.get() : d_p.get());
     }
     YW_CUDA_CHECK(kWhat, cudaGetLastError());
 
@@ -347,10 +422,10 @@ void hpss_cuda(const HpssConfig& cfg, const float* x, int64_t n, float* harmonic
     if (step.final_to > step.final_from) {
       const long long final_from = step.final_from;
       const long long count = step.final_to - final_from;
-      normalise_kernel<<<blocks_for(count), kThreads, 0, compute>>>(
-          d_h.get(), final_from, count, frames, n_fft, hop, d_window.get());
-      normalise_kernel<<<blocks_for(count), kThreads, 0, compute>>>(
-          d_p.get(), final_from, count, frames, n_fft, hop, d_window.get());
+      YW_LAUNCH(normalise_kernel, blocks_for(count), kThreads, compute, d_h.get(), final_from,
+                count, frames, n_fft, hop, d_window.get());
+      YW_LAUNCH(normalise_kernel, blocks_for(count), kThreads, compute, d_p.get(), final_from,
+                count, frames, n_fft, hop, d_window.get());
       YW_CUDA_CHECK(kWhat, cudaGetLastError());
       runner.computed.record(kWhat, compute);
       runner.computed.make_wait(kWhat, runner.download.get());

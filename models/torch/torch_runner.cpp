@@ -6,6 +6,7 @@
 // Only a CUDA build of libtorch ships c10_cuda (models/CMakeLists.txt defines this when it finds
 // it); Debian's CPU libtorch has the headers but not the library.
 #if defined(YW_TORCH_CUDA)
+#include <c10/cuda/CUDACachingAllocator.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 #endif
@@ -128,13 +129,27 @@ class TorchModel final : public SegmentModel {
                     static_cast<size_t>(batch * s * c * length) * sizeof(float));
       }
     } catch (const c10::Error& e) {
-      YW_THROW("model {}: forward failed: {}", path_, first_line(e.what_without_backtrace()));
+      const std::string what = first_line(e.what_without_backtrace());
+      release_cached_memory(what);
+      YW_THROW("model {}: forward failed: {}", path_, what);
     } catch (const std::runtime_error& e) {
       YW_THROW("model {}: forward failed: {}", path_, e.what());
     }
   }
 
  private:
+  // After a CUDA out-of-memory the separator retries in halves; the caching allocator still
+  // holds the blocks of the failed batch, so they go back to the device first, for the halves and
+  // for the CUDA twins beside libtorch. (Sticky errors are not retried: device_health.hpp.)
+  void release_cached_memory(const std::string& what) const {
+#if defined(YW_TORCH_CUDA)
+    if (device_.is_cuda() && what.find("out of memory") != std::string::npos)
+      c10::cuda::CUDACachingAllocator::emptyCache();
+#else
+    (void)what;
+#endif
+  }
+
   // Both copies go through pinned host tensors: from pageable memory the driver stages the copy
   // itself and blocks the host, from pinned memory it is a DMA queued on the stream
   // (non_blocking). libtorch's pinned allocator caches its blocks and does not hand one out again

@@ -10,6 +10,13 @@
 
 namespace yw::test {
 
+ScratchDir::ScratchDir(const std::string& prefix) : path_(make_temp_dir(prefix)) {}
+
+ScratchDir::~ScratchDir() {
+  std::error_code ec;
+  std::filesystem::remove_all(path_, ec);
+}
+
 const char* to_string(Content c) {
   switch (c) {
     case Content::chords:

@@ -8,6 +8,20 @@
 
 namespace yw::test {
 
+// A fresh temporary directory (support/process.hpp's make_temp_dir), removed with everything in
+// it when the object goes.
+class ScratchDir {
+ public:
+  explicit ScratchDir(const std::string& prefix);
+  ~ScratchDir();
+  ScratchDir(const ScratchDir&) = delete;
+  ScratchDir& operator=(const ScratchDir&) = delete;
+  std::filesystem::path operator/(const std::string& name) const { return path_ / name; }
+
+ private:
+  std::filesystem::path path_;
+};
+
 // Content kinds the issue asks for.
 enum class Content { chords, noise, speech, silence, near_silence };
 const char* to_string(Content c);

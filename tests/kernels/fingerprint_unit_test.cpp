@@ -4,6 +4,7 @@
 
 #include <random>
 
+#include "kernels/random_pcm.hpp"
 #include "yw/common/error.hpp"
 #include "yw/kernels/chromaprint_tables.hpp"
 #include "yw/kernels/fingerprint.hpp"
@@ -12,14 +13,7 @@
 namespace yw {
 namespace {
 
-std::vector<std::int16_t> random_pcm(std::size_t n, unsigned seed, int amplitude = 12000) {
-  std::mt19937 rng(seed);
-  std::uniform_int_distribution<int> dist(-amplitude, amplitude);
-  std::vector<std::int16_t> out(n);
-  for (auto& s : out)
-    s = static_cast<std::int16_t>(dist(rng));
-  return out;
-}
+using test::random_pcm;
 
 TEST(ChromaBands, BinsPerBandMatchTheSpec) {
   int counts[12] = {};

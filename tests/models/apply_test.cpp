@@ -2,6 +2,7 @@
 // whole-song computation written out here, cross-song batching, and the batched separator's
 // thread-safety. (The same checks with TorchScript models are in torch_model_test.cpp.)
 #include <gtest/gtest.h>
+#include <atomic>
 
 #include <dlfcn.h>
 
@@ -11,6 +12,7 @@
 #include <random>
 #include <thread>
 
+#include "yw/common/device_health.hpp"
 #include "yw/common/error.hpp"
 #include "yw/kernels/resample.hpp"
 #include "yw/models/apply.hpp"
@@ -255,6 +257,37 @@ TEST(BatchedSeparator, ModelFailureReachesEveryWaitingSong) {
   const Audio song = random_song(44100, 2, 3000, 1);
   EXPECT_THROW(sep->separate(song), yw::Error);
   EXPECT_THROW(sep->separate(song), yw::Error);  // the runner survives a failure
+}
+
+// A sticky CUDA error (libtorch's words for an illegal address) is not retried in halves: one
+// forward, the song fails back retryable naming the error, and the device is marked unhealthy.
+TEST(BatchedSeparator, StickyDeviceErrorFailsBackWithoutHalving) {
+  class Faulty : public GainModel {
+   public:
+    Faulty() : GainModel(2) {}
+    void forward(const float*, int, int64_t, float*) override {
+      ++calls;
+      YW_THROW("CUDA error: an illegal memory access was encountered");
+    }
+    std::atomic<int> calls{0};
+  };
+  yw::DeviceHealth::global().reset();
+  auto owned = std::make_unique<Faulty>();
+  Faulty* model = owned.get();
+  yw::models::SeparatorOptions opt;
+  opt.segment_seconds = 0.05;
+  auto sep = yw::models::make_batched_separator(std::move(owned), opt, "faulty");
+  const Audio song = random_song(44100, 2, 3000, 1);
+  try {
+    sep->separate(song);
+    ADD_FAILURE() << "the fault was not reported";
+  } catch (const yw::Error& e) {
+    EXPECT_TRUE(e.retryable());
+    EXPECT_NE(std::string(e.what()).find("illegal memory access"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(model->calls.load(), 1) << "no retry in halves on a poisoned context";
+  ASSERT_TRUE(yw::DeviceHealth::global().problem().has_value());
+  yw::DeviceHealth::global().reset();
 }
 
 TEST(BatchedSeparator, OutOfMemoryHalvesTheBatchAndEverySongCompletes) {

@@ -17,7 +17,9 @@
 #include <thread>
 #include <vector>
 
+#ifdef YW_BENCH_BUILDS_MODELS
 #include "torch_models.hpp"
+#endif
 #include "yw/kernels/device.hpp"
 #include "yw/models/separator.hpp"
 
@@ -52,6 +54,7 @@ int main(int argc, char** argv) {
   std::string device_text = "cpu";
   bool skip_unbatched = false;
   int memory_song = 0;
+  std::string model_file;  // a TorchScript file made elsewhere instead of the built-in model
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     auto next = [&]() -> std::string { return i + 1 < argc ? argv[++i] : ""; };
@@ -69,17 +72,28 @@ int main(int argc, char** argv) {
       skip_unbatched = true;
     else if (a == "--memory-song")
       memory_song = std::stoi(next());
+    else if (a == "--model")
+      model_file = next();
     else {
-      std::fprintf(stderr,
-                   "usage: %s [--songs 8] [--seconds 180] [--batch 8] [--threads N] "
-                   "[--device cpu|cuda:N] [--skip-unbatched] [--memory-song SECONDS]\n",
-                   argv[0]);
+      std::fprintf(
+          stderr,
+          "usage: %s [--songs 8] [--seconds 180] [--batch 8] [--threads N] "
+          "[--device cpu|cuda:N] [--skip-unbatched] [--memory-song SECONDS] [--model FILE]\n",
+          argv[0]);
       return 2;
     }
   }
   const yw::Device device = yw::resolve_device(yw::parse_device(device_text), yw::cuda_inventory());
   const auto dir = std::filesystem::temp_directory_path() / "yw_separation_bench";
   std::filesystem::create_directories(dir);
+#ifndef YW_BENCH_BUILDS_MODELS
+  // The device bundle's build (scripts/gpu-check.sh) has no libtorch TU: the model comes from
+  // scripts/gpu-check/demucs_like.py, and the runner from the device's own torch.
+  if (model_file.empty() || memory_song > 0) {
+    std::fprintf(stderr, "%s: this build needs --model FILE (no --memory-song)\n", argv[0]);
+    return 2;
+  }
+#else
   if (memory_song > 0) {
     // Peak memory for one song with a small model: the separation.sh --memory check compares
     // a 3-minute and a 20-minute song.
@@ -105,12 +119,20 @@ int main(int argc, char** argv) {
     std::filesystem::remove_all(dir);
     return 0;
   }
-  const std::string model = (dir / "conv11m.pt").string();
-  yw::test::TorchModelSpec spec;
-  spec.segment_samples = 343980;  // htdemucs' 7.8 s at 44.1 kHz
-  const int64_t params = yw::test::save_conv_model(model, spec, {64, 128, 256, 512, 1024}, 1);
-  std::printf("model: conv encoder/decoder, %.1f M parameters, segment 7.8 s, device %s\n",
-              static_cast<double>(params) / 1e6, device.to_string().c_str());
+#endif
+  std::string model = model_file;
+#ifdef YW_BENCH_BUILDS_MODELS
+  if (model.empty()) {
+    model = (dir / "conv11m.pt").string();
+    yw::test::TorchModelSpec spec;
+    spec.segment_samples = 343980;  // htdemucs' 7.8 s at 44.1 kHz
+    const int64_t params = yw::test::save_conv_model(model, spec, {64, 128, 256, 512, 1024}, 1);
+    std::printf("model: conv encoder/decoder, %.1f M parameters, segment 7.8 s, device %s\n",
+                static_cast<double>(params) / 1e6, device.to_string().c_str());
+  }
+#endif
+  if (!model_file.empty())
+    std::printf("model: %s, device %s\n", model_file.c_str(), device.to_string().c_str());
   std::vector<Audio> mix;
   for (int s = 0; s < songs; ++s)
     mix.push_back(make_song(seconds, static_cast<unsigned>(s)));

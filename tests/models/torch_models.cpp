@@ -100,6 +100,13 @@ void save_broken_model(const std::string& path, BrokenKind kind) {
     case BrokenKind::wrong_source_count:
       m.define("def forward(self, mix):\n    return mix.unsqueeze(1).repeat(1, 3, 1, 1)\n");
       break;
+    case BrokenKind::device_fault:
+      m.define(
+          "def forward(self, mix):\n"
+          "    assert mix.size(2) == 11025, \"CUDA error: an illegal memory access was "
+          "encountered\"\n"
+          "    return mix.unsqueeze(1).repeat(1, 4, 1, 1)\n");
+      break;
     default:
       m.define("def forward(self, mix):\n    return mix.unsqueeze(1).repeat(1, 4, 1, 1)\n");
   }

@@ -24,7 +24,15 @@ void save_gain_model(const std::string& path, const TorchModelSpec& spec,
 int64_t save_conv_model(const std::string& path, const TorchModelSpec& spec,
                         const std::vector<int>& widths, uint64_t seed);
 
-enum class BrokenKind { wrong_rank, missing_samplerate, wrong_source_count, sources_not_strings };
+// device_fault: a valid model whose forward, past the runner's probe (11025 samples), raises
+// libtorch's message for a sticky CUDA error, as a model hitting an illegal address would.
+enum class BrokenKind {
+  wrong_rank,
+  missing_samplerate,
+  wrong_source_count,
+  sources_not_strings,
+  device_fault
+};
 void save_broken_model(const std::string& path, BrokenKind kind);
 
 // Loads `path` with libtorch directly (not through the worker's runner) and runs one forward on

@@ -8,6 +8,7 @@
 #include <random>
 #include <thread>
 
+#include "yw/common/device_health.hpp"
 #include "yw/common/error.hpp"
 #include "yw/kernels/fingerprint.hpp"
 
@@ -127,6 +128,59 @@ TEST(FingerprintBatcherTest, CpuTwinThroughTheBatcherEqualsOneAtATime) {
     EXPECT_EQ(batched[i], fingerprint_cpu(signals[i])) << "signal " << i;
     EXPECT_FALSE(batched[i].empty());
   }
+}
+
+// A sticky CUDA error (as fingerprint.cu reports one) is not retried in halves: the one call
+// fails every caller back retryable, the device is marked unhealthy, and later batches are not
+// even tried on it.
+TEST(FingerprintBatcherTest, StickyDeviceErrorFailsTheBatchBackAndMarksTheDevice) {
+  DeviceHealth::global().reset();
+  std::atomic<int> calls{0};
+  FingerprintBatcher b(
+      [&](const auto&) -> std::vector<std::vector<std::uint32_t>> {
+        ++calls;
+        YW_THROW(
+            "fingerprint on cuda: cudaStreamSynchronize(stream_) failed: an illegal memory access "
+            "was encountered (cudaErrorIllegalAddress)");
+      },
+      BatchPolicy{8, {}, milliseconds(50)}, "cuda:0");
+  std::vector<std::thread> threads;
+  std::atomic<int> retryable{0};
+  for (int t = 0; t < 6; ++t) {
+    threads.emplace_back([&, t] {
+      std::vector<std::int16_t> sig(5, static_cast<std::int16_t>(t));
+      try {
+        b.fingerprint(sig);
+      } catch (const Error& e) {
+        if (e.retryable() &&
+            std::string(e.what()).find("cudaErrorIllegalAddress") != std::string::npos)
+          ++retryable;
+      }
+    });
+  }
+  for (auto& th : threads)
+    th.join();
+  EXPECT_EQ(retryable.load(), 6);
+  const int after_first = calls.load();
+  EXPECT_LE(after_first, 6) << "no retry in halves";
+  ASSERT_TRUE(DeviceHealth::global().problem().has_value());
+  EXPECT_NE(DeviceHealth::global().problem()->find("cuda:0: fingerprint on cuda"),
+            std::string::npos);
+  std::vector<std::int16_t> sig(5, 1);
+  EXPECT_THROW(b.fingerprint(sig), Error);
+  EXPECT_EQ(calls.load(), after_first) << "an unhealthy device runs no more batches";
+  DeviceHealth::global().reset();
+}
+
+TEST(DeviceHealthTest, StickyErrorsAreTheContextPoisoningOnes) {
+  EXPECT_TRUE(
+      is_sticky_device_error("x: failed: unspecified launch failure (cudaErrorLaunchFailure)"));
+  EXPECT_TRUE(is_sticky_device_error("CUDA error: device-side assert triggered"));
+  EXPECT_TRUE(is_sticky_device_error("CUDA error: an illegal memory access was encountered"));
+  EXPECT_FALSE(
+      is_sticky_device_error("x: cudaMalloc failed: out of memory (cudaErrorMemoryAllocation)"));
+  EXPECT_FALSE(is_sticky_device_error("CUDA out of memory. Tried to allocate 2.00 GiB"));
+  EXPECT_FALSE(is_sticky_device_error("fingerprint: cufftExecR2C failed: cufftResult 2"));
 }
 
 }  // namespace

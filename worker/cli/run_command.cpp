@@ -4,6 +4,7 @@
 #include <pqxx/pqxx>
 
 #include "cli/cli.hpp"
+#include "yw/common/device_health.hpp"
 #include "yw/common/error.hpp"
 #include "yw/common/log.hpp"
 #include "yw/kernels/device.hpp"
@@ -48,7 +49,9 @@ std::unique_ptr<HttpServer> start_ops_listener(const WorkerConfig& config,
     } catch (const std::exception& e) {
       problems += fmt::format("database: {}\n", mask_secrets(e.what()));
     }
-    if (device.is_cuda() && cuda_inventory().count <= device.index) {
+    if (const auto fault = DeviceHealth::global().problem()) {
+      problems += fmt::format("device: unhealthy: {}\n", *fault);
+    } else if (device.is_cuda() && cuda_inventory().count <= device.index) {
       problems += fmt::format("device: {} is no longer usable\n", device.to_string());
     }
     if (problems.empty()) return HttpResponse{200, "text/plain; charset=utf-8", "ready\n"};
@@ -169,7 +172,14 @@ int run_worker(const WorkerConfig& config) {
        field("schema_version", version), field("queues", join(queues)),
        field("served", join(served)), field("concurrency", config.concurrency)});
 
+  bool device_fault = false;
   while (true) {
+    // A sticky device error (device_health.hpp): stop taking jobs, fail back what runs, and exit
+    // non-zero so the supervisor restarts the worker with a fresh CUDA context.
+    if (!device_fault && DeviceHealth::global().problem()) {
+      device_fault = true;
+      shutdown.request_stop("device unhealthy");
+    }
     const ShutdownPhase phase = shutdown.update(executor.in_flight());
     if (phase == ShutdownPhase::stopped) break;
     if (phase != ShutdownPhase::running) executor.stop_fetching();
@@ -185,6 +195,10 @@ int run_worker(const WorkerConfig& config) {
   log(LogLevel::info, "worker", "executor stopped",
       {field("completed", stats.completed), field("failed", stats.failed),
        field("dead", stats.dead), field("lost_claims", stats.lost_claims)});
+  if (const auto fault = DeviceHealth::global().problem()) {
+    log(LogLevel::error, "worker", "stopped: device unhealthy", {field("error", *fault)});
+    return kExitFailed;
+  }
   log(LogLevel::info, "worker", "stopped cleanly");
   return kExitOk;
 }
