@@ -4,6 +4,7 @@
 #include <map>
 #include <mutex>
 
+#include "yw/common/device_health.hpp"
 #include "yw/common/error.hpp"
 #include "yw/kernels/cuda/fingerprint_match_cuda.hpp"
 #include "yw/worker/metrics.hpp"
@@ -17,8 +18,9 @@ struct MatchBatcher::Request {
   std::promise<std::vector<std::uint64_t>> result;
 };
 
-MatchBatcher::MatchBatcher(BitErrorFn run, BatchPolicy policy, const Clock& clock)
-    : run_(std::move(run)) {
+MatchBatcher::MatchBatcher(BitErrorFn run, BatchPolicy policy, const Clock& clock,
+                           std::string device_label)
+    : run_(std::move(run)), device_label_(std::move(device_label)) {
   const auto capacity = static_cast<std::size_t>(2 * policy.max_batch);
   batcher_ = std::make_unique<Batcher<std::shared_ptr<Request>>>(
       std::move(policy), [this](auto&& batch) { run_batch(std::move(batch)); }, capacity, clock);
@@ -48,9 +50,26 @@ BatcherStats MatchBatcher::stats() const {
   return batcher_->stats();
 }
 
+namespace {
+
+// Fails every query of the batch back retryable: the device, not the query, is at fault, so the
+// job runs again on another worker (or on this one after its supervisor restarts it).
+template <typename Batch>
+void fail_back_unhealthy(const Batch& batch, const std::string& problem) {
+  for (const auto& r : batch)
+    r->result.set_exception(std::make_exception_ptr(
+        Error(fmt::format("match: device unhealthy ({}); failed back for a retry", problem))));
+}
+
+}  // namespace
+
 void MatchBatcher::run_batch(std::vector<std::shared_ptr<Request>>&& batch) {
   Metrics::global().observe("yw_batch_size", {{"stage", "match"}},
                             static_cast<double>(batch.size()));
+  if (const auto problem = DeviceHealth::global().problem()) {
+    fail_back_unhealthy(batch, *problem);
+    return;
+  }
   std::vector<std::uint32_t> queries;
   std::vector<std::span<const std::uint32_t>> cands;
   std::vector<BitErrorTask> tasks;
@@ -78,6 +97,19 @@ void MatchBatcher::run_batch(std::vector<std::shared_ptr<Request>>&& batch) {
       r->result.set_value(std::move(mine));
     }
   } catch (...) {
+    std::string what = "unknown exception";
+    try {
+      std::rethrow_exception(std::current_exception());
+    } catch (const std::exception& e) {
+      what = e.what();
+    } catch (...) {
+    }
+    // A sticky CUDA error poisons the device for the whole process (device_health.hpp).
+    if (is_sticky_device_error(what)) {
+      DeviceHealth::global().mark_unhealthy(device_label_, what);
+      fail_back_unhealthy(batch, *DeviceHealth::global().problem());
+      return;
+    }
     for (const auto& r : batch)
       r->result.set_exception(std::current_exception());
   }
@@ -103,7 +135,7 @@ BitErrorFn bit_error_fn(const Device& device, const BatchPolicy& policy) {
                                        std::vector<BitErrorTask>(tasks.begin(), tasks.end()),
                                        index);
         },
-        policy);
+        policy, SteadyClock::instance(), fmt::format("cuda:{}", index));
   }
   MatchBatcher* b = slot.get();
   return [b](std::span<const std::uint32_t> q, const std::vector<std::span<const std::uint32_t>>& c,

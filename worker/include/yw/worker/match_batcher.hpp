@@ -4,11 +4,14 @@
 // its bit-error tasks here and waits; the batcher merges the tasks of concurrent queries into one
 // bit_errors_batch_cuda call (queries concatenated, candidate and query indices rebased).
 // On the CPU the twin is called directly (bit_error_fn): batching buys nothing there.
+// A sticky CUDA error (device_health.hpp) marks the device unhealthy, and that batch and every
+// later one fail back retryable without touching the device, as the fingerprint batcher does.
 // Thread-safe.
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "yw/common/clock.hpp"
@@ -22,7 +25,9 @@ namespace yw::worker {
 class MatchBatcher {
  public:
   // `run` counts one merged batch (the CUDA twin on a GPU; any BitErrorFn in tests).
-  MatchBatcher(BitErrorFn run, BatchPolicy policy, const Clock& clock = SteadyClock::instance());
+  // `device_label` (e.g. "cuda:0") names the device in DeviceHealth and in errors.
+  MatchBatcher(BitErrorFn run, BatchPolicy policy, const Clock& clock = SteadyClock::instance(),
+               std::string device_label = "cuda");
   ~MatchBatcher();
   MatchBatcher(const MatchBatcher&) = delete;
   MatchBatcher& operator=(const MatchBatcher&) = delete;
@@ -38,6 +43,7 @@ class MatchBatcher {
   struct Request;
   void run_batch(std::vector<std::shared_ptr<Request>>&& batch);
   BitErrorFn run_;
+  std::string device_label_;
   std::unique_ptr<Batcher<std::shared_ptr<Request>>> batcher_;
 };
 
