@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Benchmarks that run side by side with the peer in one run and print ratios:
-#   scripts/bench.sh queue|fingerprint|separation|pipeline|metadata|all
+#   scripts/bench.sh queue|fingerprint|separation|pipeline|metadata|match|all
 # Each area's script is scripts/bench/<area>.sh; it expects a built tree (scripts/test.sh or
 # scripts/dev.sh builds one) and starts what it needs.
 set -euo pipefail
@@ -15,7 +15,7 @@ run_one() {
   "$s" "$@"
 }
 if [ "$area" = all ]; then
-  for a in queue fingerprint separation pipeline metadata; do
+  for a in queue fingerprint separation pipeline metadata match; do
     [ -x "$root/scripts/bench/$a.sh" ] && run_one "$a" "$@"
   done
 else

@@ -141,6 +141,10 @@ const std::vector<SettingSpec>& setting_specs() {
       {"YW_QUEUES", "queues", "",
        "comma-separated queues to work; empty means every queue with a handler"},
       {"YW_LOG_LEVEL", "log-level", "info", "debug, info, warn or error"},
+      {"YW_CATALOGUE_SCHEMA", "catalogue-schema", "yw_catalogue",
+       "schema of the fingerprint catalogue (created by the worker); `off` disables matching"},
+      {"YW_CATALOGUE_CLIP_INDEX", "catalogue-clip-index", "on",
+       "`on` also indexes every item, so 20 s excerpts are found anywhere (more memory)"},
   };
   return specs;
 }
@@ -423,6 +427,14 @@ WorkerConfig WorkerConfig::from_settings(const Settings& s) {
       throw ConfigError(fmt::format("YW_QUEUES (--queues): '{}' is not a valid queue name", q));
     }
   }
+  c.catalogue_schema = s.get("YW_CATALOGUE_SCHEMA");
+  if (c.catalogue_schema == "off") c.catalogue_schema.clear();
+  const std::string clip = s.get("YW_CATALOGUE_CLIP_INDEX");
+  if (clip != "on" && clip != "off") {
+    throw ConfigError(fmt::format(
+        "YW_CATALOGUE_CLIP_INDEX (--catalogue-clip-index): expected on or off, got '{}'", clip));
+  }
+  c.catalogue_clip_index = clip == "on";
   c.log_level = s.get("YW_LOG_LEVEL");
   if (c.log_level != "debug" && c.log_level != "info" && c.log_level != "warn" &&
       c.log_level != "error") {

@@ -40,6 +40,7 @@ struct Outcome {
   enum class Kind { complete, fail, fail_terminal } kind = Kind::complete;
   queue::Settle settle;
   queue::ChildJobs children;
+  std::vector<queue::TxStatement> statements;  // run in the completing transaction
 };
 
 struct QueueLoop {
@@ -206,7 +207,7 @@ struct Executor::Impl {
   static void take_completions(QueueLoop& loop, std::vector<queue::Settle>& out) {
     constexpr std::size_t kMax = 1000;
     for (auto it = loop.outcomes.begin(); it != loop.outcomes.end() && out.size() < kMax;) {
-      if (it->kind == Outcome::Kind::complete && it->children.empty()) {
+      if (it->kind == Outcome::Kind::complete && it->children.empty() && it->statements.empty()) {
         out.push_back(std::move(it->settle));
         it = loop.outcomes.erase(it);
       } else {
@@ -338,6 +339,8 @@ struct Executor::Impl {
     ctx.device = opt.device;
     ctx.heartbeat = [r] { r->touch_requested = true; };
     ctx.children = &children;
+    std::vector<queue::TxStatement> statements;
+    ctx.statements = &statements;
 
     Outcome o;
     o.settle.id = job.id;
@@ -348,6 +351,7 @@ struct Executor::Impl {
       o.kind = Outcome::Kind::complete;
       for (auto& c : children)
         o.children.emplace_back(c.queue, queue::SendJob{std::move(c.data), std::move(c.options)});
+      o.statements = std::move(statements);
     } catch (const InputError& e) {
       o.kind = Outcome::Kind::fail_terminal;
       o.settle.output = exception_output(e);
@@ -447,7 +451,7 @@ struct Executor::Impl {
   void settle_batch(QueueLoop& loop, std::deque<Outcome>& batch) {
     std::vector<queue::Settle> completes, fails, terminals;
     for (auto& o : batch) {
-      if (o.kind == Outcome::Kind::complete && o.children.empty()) {
+      if (o.kind == Outcome::Kind::complete && o.children.empty() && o.statements.empty()) {
         completes.push_back(o.settle);
       } else if (o.kind == Outcome::Kind::complete) {
         settle_with_children(loop, o);
@@ -485,7 +489,7 @@ struct Executor::Impl {
     bool input_error = false;
     const bool ran = with_retry("complete with children", loop.name, [&] {
       try {
-        ok = client.complete_with_children(loop.name, o.settle, o.children);
+        ok = client.complete_with_children(loop.name, o.settle, o.children, nullptr, o.statements);
       } catch (const std::exception& e) {
         if (queue::is_connection_error(e)) throw;
         // A child that cannot be sent (bad options, missing queue) fails the parent instead.

@@ -598,7 +598,8 @@ std::vector<std::string> PgBossClient::fail(const std::string& queue,
 
 bool PgBossClient::complete_with_children(const std::string& queue, const Settle& job,
                                           const ChildJobs& children,
-                                          std::vector<std::optional<std::string>>* child_ids) {
+                                          std::vector<std::optional<std::string>>* child_ids,
+                                          const std::vector<TxStatement>& statements) {
   const QueueInfo info = this->queue(queue);
   std::vector<QueueInfo> child_infos;
   for (const auto& [q, _] : children)
@@ -617,6 +618,8 @@ bool PgBossClient::complete_with_children(const std::string& queue, const Settle
       auto ids = insert_with(tx, schema_, child_infos[i], {children[i].second});
       sent.push_back(ids.empty() ? std::nullopt : std::optional<std::string>(ids.front()));
     }
+    for (const auto& st : statements)
+      tx.exec_params(st.sql, st.param);
     tx.commit();
     if (child_ids != nullptr) *child_ids = std::move(sent);
     return true;

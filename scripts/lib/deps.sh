@@ -18,6 +18,7 @@ YW_APT_PACKAGES=(
   prometheus
   fluidsynth fluid-soundfont-gm
   time
+  hyperrogue-music planetblupi-music-ogg
 )
 
 yw_install_deps() {

@@ -70,6 +70,10 @@ export interface FingerprintAudioData {
   length_seconds?: number;
   /** Include the raw items; default false. */
   raw?: boolean;
+  /** Match against the catalogue (default: yes, with these options); false skips matching. */
+  match?: false | MatchOptions;
+  /** Add the fingerprint to the catalogue with the job's completion; default true. */
+  catalogue?: boolean;
 }
 
 export interface FingerprintAudioOutput {
@@ -79,6 +83,56 @@ export interface FingerprintAudioOutput {
   algorithm: 2;
   duration_seconds: number;
   items?: number[];
+  /** Present when the worker has a catalogue and `match` was not false; best first. */
+  matches?: FingerprintMatch[];
+  /** The catalogue key the fingerprint was stored under: record_id as text, else the job id. */
+  catalogue_record_id?: string;
+}
+
+/** Match options (AcoustID's defaults). */
+export interface MatchOptions {
+  /** full: AcoustID's window index, ±max_offset_seconds; clip: an excerpt anywhere; both. */
+  mode?: 'full' | 'clip' | 'both';
+  /** Lowest score reported; default 0.4. */
+  min_score?: number;
+  /** Full mode's largest shift; default 9.9 (80 items), 0 = unlimited. */
+  max_offset_seconds?: number;
+  /** Full mode's duration window; default 7, null = no filter. */
+  max_duration_diff_seconds?: number | null;
+  /** Most matches returned, 1-100; default 10. */
+  limit?: number;
+}
+
+export interface FingerprintMatch {
+  /** The catalogue key of the matching record. */
+  record_id: string;
+  /** acoustid_compare2's score, 0-1. */
+  score: number;
+  /** Where the query starts in the record (negative: the record starts inside the query). */
+  offset_seconds: number;
+  matched_seconds: number;
+  bit_error_rate: number;
+  /** duplicate >= 0.9, same_recording >= 0.75, similar >= 0.4 (AcoustID's thresholds). */
+  verdict: 'duplicate' | 'same_recording' | 'similar';
+  /** Which index found it. */
+  mode: 'full' | 'clip';
+  /** Index hits: shared window terms (full) or votes at the offset (clip). */
+  votes: number;
+}
+
+/** Exactly one of record_id, items, fingerprint. */
+export type MatchFingerprintData = MatchOptions &
+  (
+    | { record_id: number | string }
+    | { items: number[]; duration_seconds?: number }
+    | { fingerprint: string; duration_seconds?: number }
+  );
+
+export interface MatchFingerprintOutput {
+  record_id?: number | string;
+  matches: FingerprintMatch[];
+  /** The catalogue change-log position the answer reflects. */
+  catalogue_version: number;
 }
 
 export interface SeparateStemsData {
@@ -110,6 +164,7 @@ export interface YesodJobs {
   extract_metadata: { data: ExtractMetadataData; output: ExtractMetadataOutput };
   fingerprint_audio: { data: FingerprintAudioData; output: FingerprintAudioOutput };
   separate_stems: { data: SeparateStemsData; output: SeparateStemsOutput };
+  match_fingerprint: { data: MatchFingerprintData; output: MatchFingerprintOutput };
 }
 
 export type YesodQueue = keyof YesodJobs;

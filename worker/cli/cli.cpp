@@ -71,6 +71,7 @@ int main(int argc, char** argv) {
   add_fingerprint_command(app, ctx);
   add_metadata_command(app, ctx);
   add_separate_command(app, ctx);
+  add_match_command(app, ctx);
 
   try {
     app.parse(argc, argv);

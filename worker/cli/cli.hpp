@@ -37,6 +37,7 @@ void add_send_command(CLI::App& app, Context& ctx);
 void add_fingerprint_command(CLI::App& app, Context& ctx);
 void add_metadata_command(CLI::App& app, Context& ctx);
 void add_separate_command(CLI::App& app, Context& ctx);
+void add_match_command(CLI::App& app, Context& ctx);
 
 // Runs the whole CLI; returns the process exit code. Never throws.
 int main(int argc, char** argv);

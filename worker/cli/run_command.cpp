@@ -12,6 +12,7 @@
 #include "yw/queue/pool.hpp"
 #include "yw/queue/schema.hpp"
 #include "yw/worker/build_info.hpp"
+#include "yw/worker/catalogue.hpp"
 #include "yw/worker/executor.hpp"
 #include "yw/worker/handler.hpp"
 #include "yw/worker/http_server.hpp"
@@ -24,7 +25,8 @@ namespace {
 // The queues this worker serves by default (design.md §2).
 const std::vector<std::string>& default_queues() {
   static const std::vector<std::string> queues = {"process_new_record", "extract_metadata",
-                                                  "fingerprint_audio", "separate_stems"};
+                                                  "fingerprint_audio", "separate_stems",
+                                                  "match_fingerprint"};
   return queues;
 }
 
@@ -123,6 +125,13 @@ int run_worker(const WorkerConfig& config) {
     if (!queue::is_connection_error(e)) throw;
     throw Error(fmt::format("database: cannot connect to {}: {}", config.database_url->masked(),
                             mask_secrets(e.what())));
+  }
+
+  // The catalogue schema is created or migrated at start, and the in-memory index loaded, by
+  // workers that serve a queue using it (a bad YW_CATALOGUE_SCHEMA stops the worker here).
+  if (std::find(queues.begin(), queues.end(), "fingerprint_audio") != queues.end() ||
+      std::find(queues.begin(), queues.end(), "match_fingerprint") != queues.end()) {
+    Catalogue::shared(config);
   }
 
   // Before any thread starts (handlers, executor): every thread inherits the blocked signals.

@@ -27,6 +27,7 @@ std::vector<std::string> HandlerRegistry::queues() const {
 
 void register_all_handlers(HandlerRegistry& registry) {
   register_record_handlers(registry);
+  register_match_handlers(registry);
   register_metadata_handlers(registry);
   register_fingerprint_handlers(registry);
   register_separation_handlers(registry);

@@ -32,4 +32,11 @@ export async function enqueueNewRecord(boss: PgBoss): Promise<void> {
   }
   const fp: FingerprintAudioData = { audio: 'supabase://audio/123.flac', length_seconds: 0 };
   await send(boss, 'fingerprint_audio', fp);
+  // Identify: is a stored record a duplicate, a re-encode or an excerpt of another?
+  await send(boss, 'match_fingerprint', { record_id: 123, mode: 'both', min_score: 0.75 });
+  const fpJob = await boss.getJobById('fingerprint_audio', id);
+  if (fpJob?.state === 'completed') {
+    const out = fpJob.output as YesodJobOutput<'fingerprint_audio'>;
+    for (const m of out.matches ?? []) console.log(m.record_id, m.verdict, m.offset_seconds);
+  }
 }

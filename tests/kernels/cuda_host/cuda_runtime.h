@@ -78,6 +78,17 @@ inline double __ddiv_rn(double a, double b) {
   return a / b;
 }
 
+// Integer intrinsics of the rescoring twin (fingerprint_match.cu). Threads run one after another
+// here, so an atomic add is a plain add.
+inline int __popc(unsigned int x) {
+  return __builtin_popcount(x);
+}
+inline unsigned long long atomicAdd(unsigned long long* address, unsigned long long value) {
+  const unsigned long long old = *address;
+  *address = old + value;
+  return old;
+}
+
 const char* cudaGetErrorString(cudaError_t err);
 const char* cudaGetErrorName(cudaError_t err);
 cudaError_t cudaGetLastError();

@@ -77,9 +77,11 @@ class PgBossClient {
   std::vector<std::string> complete(const std::string& queue, const std::vector<Settle>& jobs);
   // Completes one attempt and sends `children` in the same transaction: all or nothing. Returns
   // false (and sends nothing) when the claim was lost. Children refused by a policy are skipped.
+  // `statements` run in that transaction too, after the completion.
   bool complete_with_children(const std::string& queue, const Settle& job,
                               const ChildJobs& children,
-                              std::vector<std::optional<std::string>>* child_ids = nullptr);
+                              std::vector<std::optional<std::string>>* child_ids = nullptr,
+                              const std::vector<TxStatement>& statements = {});
   // Fails the attempts (§6): retry with delay/backoff while retries are left, else failed plus
   // the dead-letter copy. `terminal` fails without retry (12.38's deadletter disposition).
   std::vector<std::string> fail(const std::string& queue, const std::vector<Settle>& jobs,

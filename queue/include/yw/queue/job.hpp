@@ -71,6 +71,15 @@ struct SendJob {
   nlohmann::json options = nlohmann::json::object();
 };
 
+// A statement a handler adds to the transaction that completes its job: it runs after the
+// completion (only when the claim still held) and before the commit, with `param` bound as $1,
+// so its effect and the completion commit together or not at all (e.g. the catalogue row of a
+// fingerprint_audio job).
+struct TxStatement {
+  std::string sql;
+  std::string param;
+};
+
 // What complete() stores for a handler's result, as work() does (§5): null → SQL NULL, an object
 // as is, anything else wrapped as {"value": it}.
 nlohmann::json stored_output(const nlohmann::json& result);

@@ -85,6 +85,8 @@ struct WorkerConfig {
   std::string metrics_addr = "127.0.0.1:9464";  // empty or "off": no listener
   std::vector<std::string> queues;              // empty: every queue with a handler
   std::string log_level = "info";
+  std::string catalogue_schema = "yw_catalogue";  // empty ("off"): no catalogue, no matching
+  bool catalogue_clip_index = true;
 
   // Parses and checks every setting; throws yw::ConfigError naming the first bad variable.
   static WorkerConfig from_settings(const Settings& settings);

@@ -19,6 +19,7 @@
 #include <nlohmann/json.hpp>
 
 #include "yw/kernels/device.hpp"
+#include "yw/queue/job.hpp"
 #include "yw/worker/config.hpp"
 
 namespace yw::worker {
@@ -41,6 +42,9 @@ struct JobContext {
     nlohmann::json options;  // pg-boss send options: singletonKey, priority, startAfter, ...
   };
   std::vector<ChildJob>* children = nullptr;
+  // SQL that commits with this job's completion (and only with it), e.g. fingerprint_audio's
+  // catalogue row; null outside the executor (CLI, tests), where there is no completion.
+  std::vector<queue::TxStatement>* statements = nullptr;
 };
 
 using HandlerFn = std::function<nlohmann::json(const nlohmann::json& data, JobContext& ctx)>;
@@ -64,6 +68,7 @@ void register_fingerprint_handlers(HandlerRegistry& registry);
 void register_separation_handlers(HandlerRegistry& registry);
 void register_metadata_handlers(HandlerRegistry& registry);
 void register_record_handlers(HandlerRegistry& registry);
+void register_match_handlers(HandlerRegistry& registry);
 
 // Opens the separator separate_stems jobs will share (YW_MODEL, else the built-in one) now, so a
 // missing or contract-breaking model stops `run` at start (yw::ConfigError) instead of failing
