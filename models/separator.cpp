@@ -29,7 +29,9 @@ class HpssSeparator final : public Separator {
   const std::string& name() const override { return name_; }
   const std::vector<std::string>& sources() const override { return sources_; }
 
-  std::vector<Stem> separate(const Audio& mix, const ProgressFn& progress) override {
+  using Separator::separate;
+  std::vector<Stem> separate(const Audio& mix, const SeparateOptions&,
+                             const ProgressFn& progress) override {
     YW_CHECK_INPUT(mix.frames > 0 && mix.channels > 0, "audio: no samples to separate");
     std::vector<Stem> stems{
         {"harmonic", Audio::zeros(mix.sample_rate, mix.channels, mix.frames)},
@@ -84,9 +86,18 @@ class ModelSeparator final : public Separator {
   const std::string& name() const override { return name_; }
   const std::vector<std::string>& sources() const override { return sources_; }
 
-  std::vector<Stem> separate(const Audio& mix, const ProgressFn& progress) override {
-    // Conversion and normalisation run on the caller's thread, in parallel across jobs.
-    SongApply song(model_->info(), cfg_, mix);
+  using Separator::separate;
+  std::vector<Stem> separate(const Audio& mix, const SeparateOptions& options,
+                             const ProgressFn& progress) override {
+    // Conversion and normalisation run on the caller's thread, in parallel across jobs. Every
+    // song's segments have the model's window, so any songs can share a batch.
+    ApplyConfig cfg = cfg_;
+    cfg.shifts = options.shifts;
+    cfg.seed = options.seed;
+    cfg.overlap = options.overlap;
+    cfg.chunk_seconds = options.segment_seconds;
+    cfg.model_rate_output = options.model_rate;
+    SongApply song(*model_, cfg, mix);
     Pending p{&song, &progress, std::chrono::steady_clock::now(), {}};
     auto done = p.done.get_future();
     {

@@ -208,10 +208,10 @@ TEST(Apply, RejectsUnusableAudio) {
   ApplyConfig cfg;
   GainModel model(2);
   const Audio empty = Audio::zeros(44100, 2, 0);
-  EXPECT_THROW(yw::models::SongApply(model.info(), cfg, empty), yw::InputError);
+  EXPECT_THROW(yw::models::SongApply(model, cfg, empty), yw::InputError);
   GainModel six(6);
   const Audio stereo = random_song(44100, 2, 100, 1);
-  EXPECT_THROW(yw::models::SongApply(six.info(), cfg, stereo), yw::InputError);
+  EXPECT_THROW(yw::models::SongApply(six, cfg, stereo), yw::InputError);
 }
 
 TEST(BatchedSeparator, ConcurrentSongsShareForwardBatches) {

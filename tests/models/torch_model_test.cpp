@@ -70,6 +70,28 @@ TEST_F(TorchModels, ContractBreakingModelsAreRefusedClearly) {
   }
 }
 
+// A model that declares its one legal shape is not run at load (a trace of htdemucs would cost a
+// whole 7.8 s forward there); its first batch finds the broken promise and says so.
+TEST_F(TorchModels, DeclaredShapesAreCheckedAtTheFirstBatchNotByAProbe) {
+  const std::string p = path("declared_wrong.pt");
+  yw::test::save_broken_model(p, yw::test::BrokenKind::declared_wrong_shape);
+  yw::models::SeparatorOptions opt;
+  opt.model_path = p;
+  opt.threads = 1;
+  auto sep = yw::models::open_separator(opt);  // no forward, so no error yet
+  ASSERT_EQ(sep->sources().size(), 4u);
+  try {
+    sep->separate(random_song(44100, 2, 9000, 3));
+    FAIL() << "expected the first batch to fail";
+  } catch (const yw::Error& e) {
+    const std::string err = e.what();
+    EXPECT_NE(err.find("breaks the separator contract"), std::string::npos) << err;
+    EXPECT_NE(err.find("4, 2, 4410], got ["), std::string::npos) << err;
+    EXPECT_NE(err.find("3, 2, 4410]"), std::string::npos) << err;
+    EXPECT_NE(err.find(p), std::string::npos) << err;
+  }
+}
+
 TEST_F(TorchModels, CorruptMissingAndDeviceErrorsAreClear) {
   const std::string corrupt = path("corrupt.pt");
   {
@@ -226,6 +248,62 @@ TEST_F(TorchModels, CommandLineSeparatesWithAModel) {
                      std::abs(got.samples[i] - expected[static_cast<size_t>(s)].audio.samples[i]));
     EXPECT_LT(err, 1e-5f) << names[s];
   }
+}
+
+// --shifts 0 equals Demucs bit for bit on CPU: the worker's stems against Demucs' procedure
+// written with the same torch operations (torch_models.cpp), for a pointwise model batched four
+// segments a call, a convolutional one a segment a call (as Demucs runs on CPU), a model with
+// one traced length, and a --segment shorter than that length (chunks padded with neighbours).
+TEST_F(TorchModels, ShiftsZeroEqualsDemucsBitForBit) {
+  const std::string gain = path("exact_gain.pt");
+  yw::test::save_gain_model(gain, {}, {0.5f, -1.0f, 2.0f, 0.25f});
+  const std::string conv = path("exact_conv.pt");
+  yw::test::save_conv_model(conv, {}, {8, 16}, 11);
+  yw::test::TorchModelSpec fixed_spec;
+  fixed_spec.segment_samples = 4410;
+  const std::string fixed = path("exact_fixed.pt");
+  yw::test::save_conv_model(fixed, fixed_spec, {8, 16}, 12);
+  struct Case {
+    std::string model;
+    int batch;
+    double chunk_seconds;  // 0: the window
+    double overlap;
+  };
+  const Case cases[] = {{gain, 4, 0.0, 0.25},
+                        {conv, 1, 0.0, 0.25},
+                        {fixed, 1, 0.0, 0.25},
+                        {fixed, 1, 0.06, 0.25},
+                        {conv, 1, 0.0, 0.5}};
+  const Audio mix = random_song(44100, 2, 4410 * 5 + 321, 77);
+  for (const auto& c : cases) {
+    yw::models::SeparatorOptions opt;
+    opt.model_path = c.model;
+    opt.threads = 2;
+    opt.batch_max = c.batch;
+    opt.batch_delay_ms = 0;
+    opt.segment_seconds = 0.1;  // a 4410-sample window for the any-length models
+    auto sep = yw::models::open_separator(opt);
+    yw::models::SeparateOptions so;
+    so.segment_seconds = c.chunk_seconds;
+    so.overlap = c.overlap;
+    const auto got = sep->separate(mix, so, {});
+    const int64_t segment = c.chunk_seconds > 0 ? static_cast<int64_t>(c.chunk_seconds * 44100)
+                                                : 4410;
+    const auto want =
+        yw::test::demucs_reference(c.model, mix.samples, 2, mix.frames, segment, 4410, c.overlap);
+    ASSERT_EQ(got.size(), 4u);
+    size_t differing = 0;
+    for (size_t s = 0; s < 4; ++s)
+      for (size_t i = 0; i < got[s].audio.samples.size(); ++i)
+        differing += got[s].audio.samples[i] != want[s * got[s].audio.samples.size() + i];
+    EXPECT_EQ(differing, 0u) << c.model << " segment " << segment << " overlap " << c.overlap;
+  }
+  // The statistics themselves, and the plain C++ ones used by models without torch.
+  const auto [mean, scale] = yw::test::demucs_mix_stats(mix.samples, 2, mix.frames);
+  const float* ch[] = {mix.channel(0), mix.channel(1)};
+  const auto cpu = yw::models::mix_stats_cpu(ch, mix.frames);
+  EXPECT_NEAR(cpu.mean, mean, 1e-6f * std::abs(mean) + 1e-9f);
+  EXPECT_NEAR(cpu.scale, scale, 1e-6f * scale);
 }
 
 }  // namespace
