@@ -287,8 +287,8 @@ TEST_F(TorchModels, ShiftsZeroEqualsDemucsBitForBit) {
     so.segment_seconds = c.chunk_seconds;
     so.overlap = c.overlap;
     const auto got = sep->separate(mix, so, {});
-    const int64_t segment = c.chunk_seconds > 0 ? static_cast<int64_t>(c.chunk_seconds * 44100)
-                                                : 4410;
+    const int64_t segment =
+        c.chunk_seconds > 0 ? static_cast<int64_t>(c.chunk_seconds * 44100) : 4410;
     const auto want =
         yw::test::demucs_reference(c.model, mix.samples, 2, mix.frames, segment, 4410, c.overlap);
     ASSERT_EQ(got.size(), 4u);

@@ -147,8 +147,8 @@ std::vector<float> demucs_reference(const std::string& path, const std::vector<f
   const auto x = wav.unsqueeze(0);
 
   const auto stride = static_cast<int64_t>((1.0 - overlap) * static_cast<double>(segment));
-  auto weight = torch::cat({torch::arange(1, segment / 2 + 1),
-                            torch::arange(segment - segment / 2, 0, -1)});
+  auto weight =
+      torch::cat({torch::arange(1, segment / 2 + 1), torch::arange(segment - segment / 2, 0, -1)});
   weight = weight / weight.max();
   torch::Tensor out, sum_weight = torch::zeros({length});
   for (int64_t offset = 0; offset < length; offset += stride) {
@@ -156,8 +156,7 @@ std::vector<float> demucs_reference(const std::string& path, const std::vector<f
     const int64_t delta = window - chunk;
     const int64_t start = offset - delta / 2, end = start + window;
     const int64_t cs = std::max<int64_t>(0, start), ce = std::min(length, end);
-    const auto padded =
-        torch::constant_pad_nd(x.slice(2, cs, ce), {cs - start, end - ce}, 0.0);
+    const auto padded = torch::constant_pad_nd(x.slice(2, cs, ce), {cs - start, end - ce}, 0.0);
     auto y = model.forward({padded}).toTensor();
     y = y.slice(3, delta / 2, delta / 2 + chunk);
     if (!out.defined()) out = torch::zeros({1, y.size(1), channels, length});
