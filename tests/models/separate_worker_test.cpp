@@ -9,6 +9,7 @@
 
 #include "support/process.hpp"
 #include "yw/common/error.hpp"
+#include "yw/kernels/audio.hpp"
 #include "yw/kernels/audio_writer.hpp"
 #include "yw/models/separator.hpp"
 #include "yw/worker/handler.hpp"
@@ -170,6 +171,26 @@ TEST_F(SeparateHandler, StoresEveryStemAndReportsThem) {
   const auto out2 = call({{"audio", "file://" + dir_ + "/in/a.wav"}});
   EXPECT_TRUE(out2["record_id"].is_null());
   EXPECT_TRUE(fs::exists(fs::path(dir_) / "out" / "job-1" / "percussive.flac")) << out2.dump();
+}
+
+// The job's output conventions reach the files: 16-bit FLAC, clamp at 0.99.
+TEST_F(SeparateHandler, OutputConventionsFromTheJob) {
+  Audio mix = test_song(20000);
+  for (auto& v : mix.samples)
+    v *= 3.0f;  // peaks near 1.1: clamp and rescale both act
+  write_wav(fs::path(dir_) / "in" / "loud.wav", mix);
+  const std::string uri = "file://" + dir_ + "/in/loud.wav";
+  call({{"audio", uri}, {"record_id", "c"}, {"bit_depth", 16}, {"clip_mode", "clamp"}});
+  const auto reader = yw::AudioReader::open(fs::path(dir_) / "out" / "c" / "harmonic.flac");
+  EXPECT_EQ(reader->info().bits_per_sample, 16);
+  float peak = 0.0f;
+  for (const float v :
+       yw::models::load_audio(fs::path(dir_) / "out" / "c" / "harmonic.flac").samples)
+    peak = std::max(peak, std::abs(v));
+  EXPECT_NEAR(peak, 0.99f, 1e-4f);
+  EXPECT_NE(input_error({{"audio", uri}, {"clip_mode", "soft"}}).find("clip_mode:"),
+            std::string::npos);
+  EXPECT_NE(input_error({{"audio", uri}, {"float32", true}}).find("float32:"), std::string::npos);
 }
 
 TEST_F(SeparateHandler, BadJobDataFailsTerminallyNamingTheField) {

@@ -11,6 +11,7 @@
 #include "support/process.hpp"
 #include "torch_models.hpp"
 #include "yw/common/error.hpp"
+#include "yw/kernels/audio.hpp"
 #include "yw/kernels/audio_writer.hpp"
 #include "yw/kernels/resample.hpp"
 #include "yw/models/apply.hpp"
@@ -231,7 +232,8 @@ TEST_F(TorchModels, CommandLineSeparatesWithAModel) {
   popt.unset_env = {"YW_MODEL", "YW_DEVICE"};
   const auto r =
       yw::test::run_process({yw::test::worker_binary(), "separate", wav, "--out", path("cli_out"),
-                             "--model", gain, "--format", "wav", "--device", "cpu"},
+                             "--model", gain, "--format", "wav", "--device", "cpu", "--clip-mode",
+                             "none"},  // float WAV keeps stems above 1
                             popt);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("4 stems"), std::string::npos) << r.out;
@@ -304,6 +306,69 @@ TEST_F(TorchModels, ShiftsZeroEqualsDemucsBitForBit) {
   const auto cpu = yw::models::mix_stats_cpu(ch, mix.frames);
   EXPECT_NEAR(cpu.mean, mean, 1e-6f * std::abs(mean) + 1e-9f);
   EXPECT_NEAR(cpu.scale, scale, 1e-6f * scale);
+}
+
+// The command line's Demucs options end to end: shifts with a seed reproduce, stems at the
+// model's rate, 16-bit output rescaled as Demucs does, float32 output clamped.
+TEST_F(TorchModels, CommandLineTakesDemucsOptions) {
+  const std::string gain = path("cli_opts.pt");
+  yw::test::save_gain_model(gain, {}, {0.5f, -1.0f, 2.0f, 0.25f});
+  Audio mix = random_song(48000, 2, 24000, 9);
+  for (auto& v : mix.samples)
+    v *= 2.0f;  // "other" (x2) peaks well above 1
+  const std::string wav = path("opts_song.wav");
+  yw::write_audio_file(wav, yw::AudioFileFormat::wav, mix.samples.data(), 2, mix.frames, 48000);
+  yw::test::ProcessOptions popt;
+  popt.unset_env = {"YW_MODEL", "YW_DEVICE"};
+  const auto run = [&](const std::string& out, std::vector<std::string> extra) {
+    std::vector<std::string> args{yw::test::worker_binary(),
+                                  "separate",
+                                  wav,
+                                  "--out",
+                                  path(out),
+                                  "--model",
+                                  gain,
+                                  "--device",
+                                  "cpu"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    const auto r = yw::test::run_process(args, popt);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return path(out) + "/opts_song/";
+  };
+  const std::vector<std::string> shifted{"--shifts",      "1",    "--seed",      "3",
+                                         "--format",      "wav",  "--bit-depth", "16",
+                                         "--output-rate", "model"};
+  const auto a = run("opts_a", shifted);
+  const auto b = run("opts_b", shifted);
+  for (const char* stem : {"drums", "other"}) {
+    const auto reader = yw::AudioReader::open(a + stem + ".wav");
+    EXPECT_EQ(reader->info().sample_rate, 44100);
+    EXPECT_EQ(reader->info().bits_per_sample, 16);
+    const Audio x = yw::models::load_audio(a + stem + ".wav");
+    const Audio y = yw::models::load_audio(b + stem + ".wav");
+    EXPECT_EQ(x.samples, y.samples) << stem << ": the same seed must give the same file";
+    float peak = 0.0f;
+    for (float v : x.samples)
+      peak = std::max(peak, std::abs(v));
+    EXPECT_LE(peak, 1.0f / 1.01f + 1e-4f) << stem;
+    if (std::string(stem) == "other") {
+      EXPECT_GT(peak, 0.98f) << "rescaled to 1/1.01";
+    }
+  }
+  const auto c = run("opts_c", {"--format", "wav", "--float32", "--clip-mode", "clamp"});
+  const Audio other = yw::models::load_audio(c + "other.wav");
+  EXPECT_EQ(other.sample_rate, 48000);
+  float peak = 0.0f;
+  for (float v : other.samples)
+    peak = std::max(peak, std::abs(v));
+  EXPECT_EQ(peak, 0.99f);
+  // Bad combinations are usage errors, before any model is loaded.
+  const auto bad =
+      yw::test::run_process({yw::test::worker_binary(), "separate", wav, "--out", path("opts_bad"),
+                             "--model", gain, "--float32", "--format", "flac"},
+                            popt);
+  EXPECT_EQ(bad.exit_code, 2) << bad.err;
+  EXPECT_NE(bad.err.find("FLAC stores integer samples only"), std::string::npos) << bad.err;
 }
 
 }  // namespace
