@@ -12,6 +12,7 @@
 #include <thread>
 
 #include <fmt/ranges.h>
+#include "bag.hpp"
 #include "torch_runner_abi.hpp"
 
 #include "yw/common/error.hpp"
@@ -253,7 +254,9 @@ std::unique_ptr<Separator> make_batched_separator(std::unique_ptr<SegmentModel> 
 
 std::unique_ptr<Separator> open_separator(const SeparatorOptions& options) {
   if (options.model_path.empty()) return std::make_unique<HpssSeparator>(options.device);
-  auto model = load_torch_model(options.model_path, options.device, options.threads);
+  auto model = is_bag_manifest(options.model_path)
+                   ? load_bag(options.model_path, options.device, options.threads)
+                   : load_torch_model(options.model_path, options.device, options.threads);
   const auto& info = model->info();
   log_info("models", "model {}: sources [{}], {} Hz, {} channels, segment {} samples",
            options.model_path, fmt::join(info.sources, ", "), info.sample_rate, info.channels,

@@ -8,6 +8,8 @@
 #include <random>
 #include <thread>
 
+#include <fmt/format.h>
+
 #include "support/process.hpp"
 #include "torch_models.hpp"
 #include "yw/common/error.hpp"
@@ -369,6 +371,113 @@ TEST_F(TorchModels, CommandLineTakesDemucsOptions) {
                             popt);
   EXPECT_EQ(bad.exit_code, 2) << bad.err;
   EXPECT_NE(bad.err.find("FLAC stores integer samples only"), std::string::npos) << bad.err;
+}
+
+// htdemucs_ft's shape: four networks, each source from its own one (one-hot weights), as a bag
+// manifest; the bag runs through the same batched separator, and each stem equals its member's
+// stem run alone, bit for bit. A bag with no weights averages its members.
+TEST_F(TorchModels, BagsCombineMembersPerSourceThroughTheBatchedPath) {
+  std::vector<std::string> members;
+  for (int m = 0; m < 4; ++m) {
+    members.push_back(path(fmt::format("ft_{}.pt", m)));
+    yw::test::save_conv_model(members.back(), {}, {8, 16}, 100 + static_cast<uint64_t>(m));
+  }
+  const std::string bag = path("htdemucs_ft_like.json");
+  std::ofstream(bag) << R"({"models": ["ft_0.pt", "ft_1.pt", "ft_2.pt", "ft_3.pt"],
+    "weights": [[1,0,0,0],[0,1,0,0],[0,0,1,0],[0,0,0,1]]})";
+  yw::models::SeparatorOptions opt;
+  opt.threads = 2;
+  opt.batch_max = 3;
+  opt.batch_delay_ms = 0;
+  opt.segment_seconds = 0.1;
+  const Audio mix = random_song(44100, 2, 4410 * 4 + 17, 21);
+  opt.model_path = bag;
+  auto sep = yw::models::open_separator(opt);
+  EXPECT_EQ(sep->name(), "htdemucs_ft_like");
+  const auto got = sep->separate(mix);
+  ASSERT_EQ(got.size(), 4u);
+  for (size_t m = 0; m < 4; ++m) {
+    opt.model_path = members[m];
+    const auto alone = yw::models::open_separator(opt)->separate(mix);
+    EXPECT_EQ(got[m].name, alone[m].name);
+    EXPECT_EQ(got[m].audio.samples, alone[m].audio.samples) << "source " << m;
+  }
+
+  const std::string g1 = path("avg_1.pt"), g2 = path("avg_2.pt"), g12 = path("avg_12.pt");
+  yw::test::save_gain_model(g1, {}, {1.0f, 0.0f, 2.0f, -1.0f});
+  yw::test::save_gain_model(g2, {}, {0.0f, 1.0f, 1.0f, 0.5f});
+  yw::test::save_gain_model(g12, {}, {0.5f, 0.5f, 1.5f, -0.25f});
+  const std::string avg = path("avg.json");
+  std::ofstream(avg) << R"({"models": ["avg_1.pt", ")" << g2 << R"("]})";
+  opt.model_path = avg;
+  const auto mean = yw::models::open_separator(opt)->separate(mix);
+  opt.model_path = g12;
+  EXPECT_LT(max_diff(mean, yw::models::open_separator(opt)->separate(mix)), 1e-6f);
+
+  // Members that disagree, and broken manifests, are refused naming the bag.
+  yw::test::TorchModelSpec six;
+  six.sources = {"drums", "bass", "other", "vocals", "guitar", "piano"};
+  yw::test::save_gain_model(path("six.pt"), six, {1, 1, 1, 1, 1, 1});
+  const std::pair<std::string, std::string> bad[] = {
+      {R"({"models": ["avg_1.pt", "six.pt"]})", "must agree"},
+      {R"({"models": ["avg_1.pt"], "weights": [[1, 1]]})", "has 2 values for 4 sources"},
+      {R"({"models": ["avg_1.pt"], "weights": [[1, 0, 1, 1]]})", "source 'bass' has no model"},
+      {R"({"models": []})", "expected {"},
+      {R"({"models": ["absent.pt"]})", "no such file"},
+      {R"(not json)", "not JSON"},
+  };
+  for (const auto& [text, words] : bad) {
+    const std::string p = path("bad_bag.json");
+    std::ofstream(p) << text;
+    const std::string err = open_error(p);
+    EXPECT_NE(err.find(words), std::string::npos) << text << ": " << err;
+  }
+}
+
+// htdemucs_6s's shape: six sources through the same batched, cross-song path.
+TEST_F(TorchModels, SixSourceModelsRunThroughTheSamePath) {
+  yw::test::TorchModelSpec six;
+  six.sources = {"drums", "bass", "other", "vocals", "guitar", "piano"};
+  const std::string gain = path("six_gain.pt");
+  yw::test::save_gain_model(gain, six, {0.5f, -1.0f, 2.0f, 0.25f, 1.5f, -0.5f});
+  const std::string conv = path("six_conv.pt");
+  yw::test::save_conv_model(conv, six, {8, 16}, 66);
+  yw::models::SeparatorOptions opt;
+  opt.threads = 2;
+  opt.segment_seconds = 0.1;
+  opt.batch_delay_ms = 0;
+  opt.model_path = gain;
+  const Audio mix = random_song(48000, 2, 20000, 12);
+  const auto got = yw::models::open_separator(opt)->separate(mix);
+  ASSERT_EQ(got.size(), 6u);
+  EXPECT_EQ(got[4].name, "guitar");
+  EXPECT_EQ(got[5].name, "piano");
+  EXPECT_LT(max_diff(got, whole_song(gain, mix, 6)), 1e-5f);
+
+  opt.model_path = conv;
+  std::vector<Audio> songs;
+  for (unsigned i = 0; i < 3; ++i)
+    songs.push_back(random_song(44100, 2, 9000 + 2000 * i, 70 + i));
+  opt.batch_max = 1;
+  std::vector<std::vector<Stem>> alone;
+  {
+    auto sep = yw::models::open_separator(opt);
+    for (const auto& s : songs)
+      alone.push_back(sep->separate(s));
+  }
+  opt.batch_max = 8;
+  opt.batch_delay_ms = 2000;
+  auto sep = yw::models::open_separator(opt);
+  std::vector<std::vector<Stem>> together(songs.size());
+  std::vector<std::thread> threads;
+  for (size_t i = 0; i < songs.size(); ++i)
+    threads.emplace_back([&, i] { together[i] = sep->separate(songs[i]); });
+  for (auto& t : threads)
+    t.join();
+  for (size_t i = 0; i < songs.size(); ++i) {
+    ASSERT_EQ(together[i].size(), 6u);
+    EXPECT_LT(max_diff(together[i], alone[i]), 1e-5f) << "song " << i;
+  }
 }
 
 }  // namespace

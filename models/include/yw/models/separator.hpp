@@ -82,7 +82,7 @@ void prevent_clip(Audio& stem, ClipMode mode);
 using BatchObserver = std::function<void(int segments, double seconds)>;
 
 struct SeparatorOptions {
-  std::string model_path;        // empty: the built-in HPSS separator
+  std::string model_path;        // empty: the built-in HPSS separator; .json: a bag (bag.hpp)
   Device device;                 // resolved (not auto)
   int threads = 0;               // CPU threads for libtorch; 0 = hardware concurrency
   int batch_max = 8;             // segments per forward call
@@ -91,7 +91,9 @@ struct SeparatorOptions {
   BatchObserver on_batch;        // optional
 };
 
-// Opens the built-in separator or loads a TorchScript model (checking its contract).
+// Opens the built-in separator, loads a TorchScript model (checking its contract), or a bag of
+// them: a .json manifest {"models": ["a.pt", ...], "weights": [[per source], ...]} whose members
+// run on the same batches and are combined per source with the weights, as Demucs' BagOfModels.
 // Throws yw::ConfigError when the model cannot be used (missing or corrupt file, a broken
 // contract, a device the model cannot run on, a build without torch); the message says why.
 std::unique_ptr<Separator> open_separator(const SeparatorOptions& options);
