@@ -52,6 +52,7 @@ int main(int argc, char** argv) {
   std::string device_text = "cpu";
   bool skip_unbatched = false;
   int memory_song = 0;
+  bool startup = false;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     auto next = [&]() -> std::string { return i + 1 < argc ? argv[++i] : ""; };
@@ -69,10 +70,12 @@ int main(int argc, char** argv) {
       skip_unbatched = true;
     else if (a == "--memory-song")
       memory_song = std::stoi(next());
+    else if (a == "--startup")
+      startup = true;
     else {
       std::fprintf(stderr,
                    "usage: %s [--songs 8] [--seconds 180] [--batch 8] [--threads N] "
-                   "[--device cpu|cuda:N] [--skip-unbatched] [--memory-song SECONDS]\n",
+                   "[--device cpu|cuda:N] [--skip-unbatched] [--memory-song SECONDS] [--startup]\n",
                    argv[0]);
       return 2;
     }
@@ -109,6 +112,32 @@ int main(int argc, char** argv) {
   yw::test::TorchModelSpec spec;
   spec.segment_samples = 343980;  // htdemucs' 7.8 s at 44.1 kHz
   const int64_t params = yw::test::save_conv_model(model, spec, {64, 128, 256, 512, 1024}, 1);
+  if (startup) {
+    // What one `separate` process pays before and for its first song: loading the runner and
+    // the model (the contract check; no forward for a model that declares its length), then a
+    // 20 s song (3 windows). One window's forward is what the old load-time probe cost.
+    yw::models::SeparatorOptions opt;
+    opt.model_path = model;
+    opt.device = device;
+    opt.threads = threads;
+    opt.batch_max = 1;
+    opt.batch_delay_ms = 0;
+    const double t0 = now();
+    auto sep = yw::models::open_separator(opt);
+    const double t1 = now();
+    const Audio song = make_song(20, 1);
+    sep->separate(song);
+    const double t2 = now();
+    const Audio window = make_song(7, 2);  // 7 s: one 7.8 s window
+    sep->separate(window);
+    const double t3 = now();
+    std::printf(
+        "startup: model %.1f M parameters, load %.2f s, 20 s song %.2f s, total %.2f s; one "
+        "window forward %.2f s (the probe loading used to run)\n",
+        static_cast<double>(params) / 1e6, t1 - t0, t2 - t1, t2 - t0, t3 - t2);
+    std::filesystem::remove_all(dir);
+    return 0;
+  }
   std::printf("model: conv encoder/decoder, %.1f M parameters, segment 7.8 s, device %s\n",
               static_cast<double>(params) / 1e6, device.to_string().c_str());
   std::vector<Audio> mix;

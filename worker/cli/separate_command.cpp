@@ -51,7 +51,10 @@ int run_separate(const SeparateArgs& args, Context& ctx) {
   models::SeparatorOptions opt;
   opt.model_path = config.model;
   opt.device = device;
-  opt.batch_max = config.batch_max;
+  // On a CPU, one window per forward unless --batch-max says otherwise: Demucs runs one chunk at
+  // a time there too, batching buys no speed on a CPU (README, pipeline bench: 0.95x) and a
+  // batch of htdemucs windows costs its activations and buffers many times over.
+  opt.batch_max = device.is_cuda() || ctx.settings.is_set("YW_BATCH_MAX") ? config.batch_max : 1;
   opt.batch_delay_ms = 0;  // one song at a time: nothing to wait for
   const auto separator = models::open_separator(opt);
   const bool tty = isatty(STDERR_FILENO) != 0;
