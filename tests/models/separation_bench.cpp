@@ -92,6 +92,7 @@ int main(int argc, char** argv) {
     opt.model_path = small;
     opt.device = device;
     opt.threads = threads;
+    opt.batch_max = batch;
     auto sep = yw::models::open_separator(opt);
     const double before = peak_rss_mb();
     {
@@ -101,9 +102,9 @@ int main(int argc, char** argv) {
           static_cast<double>(song.samples.size() * (1 + stems.size()) * sizeof(float)) /
           (1024.0 * 1024.0);
       std::printf(
-          "memory: song %d s, peak RSS %.0f MB (%.0f MB before the song), song audio + stems %.0f "
-          "MB\n",
-          memory_song, peak_rss_mb(), before, own);
+          "memory: song %d s, batch %d, peak RSS %.0f MB (%.0f MB before the song), song audio + "
+          "stems %.0f MB\n",
+          memory_song, batch, peak_rss_mb(), before, own);
     }
     std::filesystem::remove_all(dir);
     return 0;
