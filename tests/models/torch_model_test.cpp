@@ -157,6 +157,33 @@ float max_diff(const std::vector<Stem>& a, const std::vector<Stem>& b) {
   return m;
 }
 
+// Each song alone (one segment per forward) against all of them at once, submitted from threads
+// and waited for so that every batch mixes songs: the same stems.
+void expect_cross_song_batches_change_nothing(yw::models::SeparatorOptions opt,
+                                              const std::vector<Audio>& songs, int batch,
+                                              size_t sources) {
+  opt.batch_max = 1;
+  std::vector<std::vector<Stem>> alone;
+  {
+    auto sep = yw::models::open_separator(opt);
+    for (const auto& s : songs)
+      alone.push_back(sep->separate(s));
+  }
+  opt.batch_max = batch;
+  opt.batch_delay_ms = 2000;  // until every song is in
+  auto sep = yw::models::open_separator(opt);
+  std::vector<std::vector<Stem>> together(songs.size());
+  std::vector<std::thread> threads;
+  for (size_t i = 0; i < songs.size(); ++i)
+    threads.emplace_back([&, i] { together[i] = sep->separate(songs[i]); });
+  for (auto& t : threads)
+    t.join();
+  for (size_t i = 0; i < songs.size(); ++i) {
+    ASSERT_EQ(together[i].size(), sources);
+    EXPECT_LT(max_diff(together[i], alone[i]), 1e-5f) << "song " << i;
+  }
+}
+
 TEST_F(TorchModels, ChunkedBatchedApplyEqualsOneUnchunkedForward) {
   const std::string gain = path("gain.pt");
   yw::test::save_gain_model(gain, {}, {0.5f, -1.0f, 2.0f, 0.25f});
@@ -202,26 +229,7 @@ TEST_F(TorchModels, CrossSongBatchesGiveTheSameStemsAsEachSongAlone) {
   for (unsigned i = 0; i < 4; ++i)
     songs.push_back(random_song(i % 2 ? 44100 : 48000, 2, 10000 + 3000 * i, 40 + i));
 
-  opt.batch_max = 1;  // one segment per forward: each song alone
-  std::vector<std::vector<Stem>> alone;
-  {
-    auto sep = yw::models::open_separator(opt);
-    for (const auto& s : songs)
-      alone.push_back(sep->separate(s));
-  }
-  opt.batch_max = 16;
-  opt.batch_delay_ms = 2000;  // until every song is in: batches mix all four
-  auto sep = yw::models::open_separator(opt);
-  std::vector<std::vector<Stem>> together(songs.size());
-  std::vector<std::thread> threads;
-  for (size_t i = 0; i < songs.size(); ++i)
-    threads.emplace_back([&, i] { together[i] = sep->separate(songs[i]); });
-  for (auto& t : threads)
-    t.join();
-  for (size_t i = 0; i < songs.size(); ++i) {
-    ASSERT_EQ(together[i].size(), 4u);
-    EXPECT_LT(max_diff(together[i], alone[i]), 1e-5f) << "song " << i;
-  }
+  expect_cross_song_batches_change_nothing(opt, songs, 16, 4);
 }
 
 TEST_F(TorchModels, CommandLineSeparatesWithAModel) {
@@ -458,26 +466,7 @@ TEST_F(TorchModels, SixSourceModelsRunThroughTheSamePath) {
   std::vector<Audio> songs;
   for (unsigned i = 0; i < 3; ++i)
     songs.push_back(random_song(44100, 2, 9000 + 2000 * i, 70 + i));
-  opt.batch_max = 1;
-  std::vector<std::vector<Stem>> alone;
-  {
-    auto sep = yw::models::open_separator(opt);
-    for (const auto& s : songs)
-      alone.push_back(sep->separate(s));
-  }
-  opt.batch_max = 8;
-  opt.batch_delay_ms = 2000;
-  auto sep = yw::models::open_separator(opt);
-  std::vector<std::vector<Stem>> together(songs.size());
-  std::vector<std::thread> threads;
-  for (size_t i = 0; i < songs.size(); ++i)
-    threads.emplace_back([&, i] { together[i] = sep->separate(songs[i]); });
-  for (auto& t : threads)
-    t.join();
-  for (size_t i = 0; i < songs.size(); ++i) {
-    ASSERT_EQ(together[i].size(), 6u);
-    EXPECT_LT(max_diff(together[i], alone[i]), 1e-5f) << "song " << i;
-  }
+  expect_cross_song_batches_change_nothing(opt, songs, 8, 6);
 }
 
 }  // namespace
