@@ -47,6 +47,36 @@ void expect_stems_sum_to(const fs::path& dir, const std::string& ext, const Audi
   EXPECT_LT(err, tol);
 }
 
+// load_audio decodes into the planar buffer the header announces; lossy streams come out shorter
+// or longer than announced, and Ogg may announce nothing. Every channel must still hold exactly
+// its own samples.
+TEST(LoadAudio, PlanarEqualsTheInterleavedDecodeWhateverTheHeaderSays) {
+  const std::string dir = yw::test::make_temp_dir("yw_load_audio");
+  Audio mix = test_song(44100);
+  for (int64_t i = 0; i < mix.frames; ++i)
+    mix.channel(1)[i] *= -0.5f;  // channels differ
+  write_wav(fs::path(dir) / "src.wav", mix);
+  for (const char* ext : {"wav", "mp3", "ogg", "flac"}) {
+    const std::string file = dir + "/x." + ext;
+    if (std::string(ext) != "wav") {
+      const auto r = yw::test::run_process(
+          {"ffmpeg", "-nostdin", "-v", "error", "-y", "-i", dir + "/src.wav", file});
+      ASSERT_EQ(r.exit_code, 0) << r.err;
+    } else {
+      fs::copy_file(dir + "/src.wav", file);
+    }
+    const Audio planar = yw::models::load_audio(file);
+    const auto ref = yw::decode_audio(file);
+    ASSERT_EQ(planar.frames, ref.frames()) << ext;
+    ASSERT_EQ(planar.channels, 2);
+    for (int64_t i = 0; i < planar.frames; ++i)
+      for (int c = 0; c < 2; ++c)
+        ASSERT_EQ(planar.channel(c)[i], ref.samples[static_cast<size_t>(i * 2 + c)])
+            << ext << " frame " << i << " channel " << c;
+  }
+  fs::remove_all(dir);
+}
+
 class SeparateCli : public ::testing::Test {
  protected:
   void SetUp() override { dir_ = yw::test::make_temp_dir("yw_separate_cli"); }
