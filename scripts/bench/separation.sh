@@ -6,6 +6,7 @@
 #   scripts/bench.sh separation [--songs 8] [--seconds 180] [--batch 8] [--device cpu|cuda:0]
 #   scripts/bench.sh separation --memory [--device ...]   peak RSS: 3-minute vs 20-minute song
 #   scripts/bench.sh separation --startup [--threads N]   load + first 20 s song, one process
+#     (the binary's --startup-old-probe adds the forward loading used to run, for an A/B)
 #
 # Every run first compares with Python Demucs when it is installed (python3 -c 'import demucs'):
 # the same 20 s clip through `python3 -m demucs.separate --shifts 0` and through
