@@ -45,6 +45,7 @@ models of the same contract instead. Usage:
 
 import argparse
 import sys
+from pathlib import Path
 from typing import List
 
 import torch
@@ -111,12 +112,14 @@ def main() -> int:
                    help="segment length; HT models accept at most 7.8 s")
     p.add_argument("--trace-batch", type=int, default=1, help="batch size baked into the trace")
     p.add_argument("--out", required=True, help="output .pt file")
+    p.add_argument("--repo", help="a local model repo (a folder of .th/.yaml files), as Demucs' "
+                   "own --repo; default: the published models")
     args = p.parse_args()
 
     from demucs.apply import BagOfModels
     from demucs.pretrained import get_model
 
-    model = get_model(args.model)
+    model = get_model(args.model, Path(args.repo) if args.repo else None)
     model.eval().to(args.device)
     samplerate = int(model.samplerate)
     channels = int(model.audio_channels)

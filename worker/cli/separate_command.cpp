@@ -28,6 +28,7 @@ struct SeparateArgs {
   int bit_depth = 0;
   bool float32 = false;
   std::string output_rate = "input";
+  int threads = 0;
 };
 
 int run_separate(const SeparateArgs& args, Context& ctx) {
@@ -51,6 +52,7 @@ int run_separate(const SeparateArgs& args, Context& ctx) {
   models::SeparatorOptions opt;
   opt.model_path = config.model;
   opt.device = device;
+  opt.threads = args.threads;
   // On a CPU, one window per forward unless --batch-max says otherwise: Demucs runs one chunk at
   // a time there too, batching buys no speed on a CPU (README, pipeline bench: 0.95x) and a
   // batch of htdemucs windows costs its activations and buffers many times over.
@@ -139,6 +141,10 @@ void add_separate_command(CLI::App& app, Context& ctx) {
   sub->add_option("--output-rate", args.output_rate,
                   "stems at the input's sample rate or the model's")
       ->check(CLI::IsMember({"input", "model"}))
+      ->capture_default_str();
+  sub->add_option("--threads", args.threads,
+                  "CPU threads for the model (libtorch); 0 = one per core")
+      ->check(CLI::Range(0, 1024))
       ->capture_default_str();
   add_setting_flags(*sub, ctx, {"YW_MODEL", "YW_DEVICE", "YW_BATCH_MAX"});
   sub->callback([&ctx] { ctx.action = [&ctx] { return run_separate(args, ctx); }; });
