@@ -12,6 +12,7 @@
 #include <thread>
 
 #include <fmt/ranges.h>
+#include "bag.hpp"
 #include "torch_runner_abi.hpp"
 
 #include "yw/common/device_health.hpp"
@@ -30,7 +31,9 @@ class HpssSeparator final : public Separator {
   const std::string& name() const override { return name_; }
   const std::vector<std::string>& sources() const override { return sources_; }
 
-  std::vector<Stem> separate(const Audio& mix, const ProgressFn& progress) override {
+  using Separator::separate;
+  std::vector<Stem> separate(const Audio& mix, const SeparateOptions&,
+                             const ProgressFn& progress) override {
     YW_CHECK_INPUT(mix.frames > 0 && mix.channels > 0, "audio: no samples to separate");
     std::vector<Stem> stems{
         {"harmonic", Audio::zeros(mix.sample_rate, mix.channels, mix.frames)},
@@ -85,9 +88,18 @@ class ModelSeparator final : public Separator {
   const std::string& name() const override { return name_; }
   const std::vector<std::string>& sources() const override { return sources_; }
 
-  std::vector<Stem> separate(const Audio& mix, const ProgressFn& progress) override {
-    // Conversion and normalisation run on the caller's thread, in parallel across jobs.
-    SongApply song(model_->info(), cfg_, mix);
+  using Separator::separate;
+  std::vector<Stem> separate(const Audio& mix, const SeparateOptions& options,
+                             const ProgressFn& progress) override {
+    // Conversion and normalisation run on the caller's thread, in parallel across jobs. Every
+    // song's segments have the model's window, so any songs can share a batch.
+    ApplyConfig cfg = cfg_;
+    cfg.shifts = options.shifts;
+    cfg.seed = options.seed;
+    cfg.overlap = options.overlap;
+    cfg.chunk_seconds = options.segment_seconds;
+    cfg.model_rate_output = options.model_rate;
+    SongApply song(*model_, cfg, mix);
     Pending p{&song, &progress, std::chrono::steady_clock::now(), {}};
     auto done = p.done.get_future();
     {
@@ -253,7 +265,9 @@ std::unique_ptr<Separator> make_batched_separator(std::unique_ptr<SegmentModel> 
 
 std::unique_ptr<Separator> open_separator(const SeparatorOptions& options) {
   if (options.model_path.empty()) return std::make_unique<HpssSeparator>(options.device);
-  auto model = load_torch_model(options.model_path, options.device, options.threads);
+  auto model = is_bag_manifest(options.model_path)
+                   ? load_bag(options.model_path, options.device, options.threads)
+                   : load_torch_model(options.model_path, options.device, options.threads);
   const auto& info = model->info();
   log_info("models", "model {}: sources [{}], {} Hz, {} channels, segment {} samples",
            options.model_path, fmt::join(info.sources, ", "), info.sample_rate, info.channels,

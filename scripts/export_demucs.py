@@ -12,11 +12,12 @@ and whose module attributes are
     audio_channels: int     2 for Demucs
     segment_samples: int    the one length the export accepts (0 would mean "any")
 
-The worker does everything else the way demucs.apply.apply_model does with shifts=0: it resamples
-to `samplerate`, normalises the mix by its mean and standard deviation, cuts segments of
-`segment_samples` with 25 % overlap, batches segments (of several songs) into one forward call,
-recombines with linear cross-fades and de-normalises. So this script only has to make the network
-itself callable from C++.
+The worker does everything else the way demucs.apply.apply_model does (shifts, overlap and
+segment as options): it resamples to `samplerate`, normalises the mix by its mean and standard
+deviation, cuts segments of `segment_samples` (25 % overlap by default), batches segments (of
+several songs) into one forward call, recombines with linear cross-fades and de-normalises. So
+this script only has to make the network itself callable from C++. Since the file declares
+`segment_samples`, the worker does not run it at load.
 
 Why tracing, and what it implies (see shared/docs/build-and-separation.md §4):
   * HTDemucs cannot be scripted (Fraction, Python-side shape arithmetic); torch.jit.trace at a
@@ -29,6 +30,8 @@ Why tracing, and what it implies (see shared/docs/build-and-separation.md §4):
     Use the worker's YW_BATCH_MAX (e.g. 8 on a GPU) for the best throughput.
   * Bags of models (htdemucs_ft, htdemucs_6s is a single model) are exported as one module that
     runs every member and combines them with the bag's per-source weights, as apply_model does.
+    (Members exported one by one can instead be listed in a .json bag manifest for the worker:
+    {"models": [...], "weights": [[...], ...]}.)
 
 Requirements: Python 3.9+, torch (the same major version as the worker's libtorch is safest)
 and demucs (`pip install demucs`); the first run downloads the weights to torch's hub cache.
@@ -42,6 +45,7 @@ models of the same contract instead. Usage:
 
 import argparse
 import sys
+from pathlib import Path
 from typing import List
 
 import torch
@@ -108,12 +112,14 @@ def main() -> int:
                    help="segment length; HT models accept at most 7.8 s")
     p.add_argument("--trace-batch", type=int, default=1, help="batch size baked into the trace")
     p.add_argument("--out", required=True, help="output .pt file")
+    p.add_argument("--repo", help="a local model repo (a folder of .th/.yaml files), as Demucs' "
+                   "own --repo; default: the published models")
     args = p.parse_args()
 
     from demucs.apply import BagOfModels
     from demucs.pretrained import get_model
 
-    model = get_model(args.model)
+    model = get_model(args.model, Path(args.repo) if args.repo else None)
     model.eval().to(args.device)
     samplerate = int(model.samplerate)
     channels = int(model.audio_channels)

@@ -121,6 +121,29 @@ SeparateArgs SeparateArgs::from_json(const nlohmann::json& data) {
   a.record_id = args::record_id(data, false);
   a.model = args::optional_string(data, "model").value_or("");
   a.format = args::optional_choice(data, "format", {"wav", "flac"}).value_or("flac");
+  const auto whole = [&](std::string_view field, double min, double max) -> std::optional<double> {
+    const auto v = args::optional_number(data, field, min, max);
+    YW_CHECK_INPUT(!v || *v == static_cast<double>(static_cast<int64_t>(*v)),
+                   "{}: expected a whole number, got {}", field, *v);
+    return v;
+  };
+  a.shifts = static_cast<int>(whole("shifts", 0, 20).value_or(0));
+  // Up to 2^53, so that any seed survives a JSON number exactly.
+  a.seed = static_cast<uint64_t>(whole("seed", 0, 9007199254740992.0).value_or(0));
+  a.overlap = args::optional_number(data, "overlap", 0, 0.99).value_or(0.25);
+  a.segment = args::optional_number(data, "segment", 0.1, 600).value_or(0.0);
+  a.clip_mode =
+      args::optional_choice(data, "clip_mode", {"rescale", "clamp", "none"}).value_or("rescale");
+  const auto depth = whole("bit_depth", 16, 24);
+  YW_CHECK_INPUT(!depth || *depth == 16 || *depth == 24, "bit_depth: expected 16 or 24, got {}",
+                 *depth);
+  const bool float32 = args::optional_bool(data, "float32").value_or(false);
+  YW_CHECK_INPUT(!(float32 && depth), "float32: cannot be combined with bit_depth");
+  YW_CHECK_INPUT(!float32 || a.format == "wav",
+                 "float32: FLAC stores integer samples only; use format 'wav'");
+  a.bits = float32 ? 32 : depth ? static_cast<int>(*depth) : 0;
+  a.model_rate =
+      args::optional_choice(data, "output_rate", {"input", "model"}).value_or("input") == "model";
   return a;
 }
 

@@ -23,9 +23,15 @@ std::string_view extension(AudioFileFormat format) {
 }
 
 void write_audio_file(const std::filesystem::path& path, AudioFileFormat format,
-                      const float* planar, int channels, int64_t frames, int sample_rate) {
+                      const float* planar, int channels, int64_t frames, int sample_rate,
+                      int bits) {
   YW_CHECK(channels >= 1 && sample_rate > 0 && frames >= 0,
            "write {}: bad audio shape ({} channels, {} Hz)", path.string(), channels, sample_rate);
+  const bool wav = format == AudioFileFormat::wav;
+  if (bits == 0) bits = wav ? 32 : 24;
+  YW_CHECK_INPUT(bits == 16 || bits == 24 || (bits == 32 && wav),
+                 "bit depth {} is not available for {} (16 or 24{})", bits, extension(format),
+                 wav ? ", or 32-bit float" : "; float needs wav");
   static std::atomic<unsigned> counter{0};
   const std::filesystem::path tmp =
       path.parent_path() /
@@ -34,11 +40,13 @@ void write_audio_file(const std::filesystem::path& path, AudioFileFormat format,
   SF_INFO info{};
   info.samplerate = sample_rate;
   info.channels = channels;
-  info.format = format == AudioFileFormat::wav ? (SF_FORMAT_WAV | SF_FORMAT_FLOAT)
-                                               : (SF_FORMAT_FLAC | SF_FORMAT_PCM_24);
+  const int subtype = bits == 32   ? SF_FORMAT_FLOAT
+                      : bits == 24 ? SF_FORMAT_PCM_24
+                                   : SF_FORMAT_PCM_16;
+  info.format = (wav ? SF_FORMAT_WAV : SF_FORMAT_FLAC) | subtype;
   SNDFILE* sf = sf_open(tmp.c_str(), SFM_WRITE, &info);
   YW_CHECK(sf != nullptr, "write {}: {}", path.string(), sf_strerror(nullptr));
-  if (format == AudioFileFormat::flac) sf_command(sf, SFC_SET_CLIPPING, nullptr, SF_TRUE);
+  if (bits != 32) sf_command(sf, SFC_SET_CLIPPING, nullptr, SF_TRUE);
 
   // Interleave a block at a time so the extra memory is bounded whatever the length.
   constexpr int64_t kBlock = 65536;

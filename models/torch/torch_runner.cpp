@@ -15,6 +15,7 @@
 #include <cstring>
 #include <optional>
 #include <set>
+#include <span>
 #include <string>
 
 #include <fmt/format.h>
@@ -109,6 +110,31 @@ class TorchModel final : public SegmentModel {
 
   const ModelInfo& info() const override { return info_; }
 
+  // Demucs' own float32 reductions (ref = wav.mean(0); ref.mean(); ref.std() + 1e-8), with the
+  // same libtorch kernels: the channel mean is a sum over channels divided by their count, as
+  // torch's CPU mean is. Runs on the caller's thread at the model's thread count, since a
+  // parallel reduction's rounding depends on how many threads split it.
+  MixStats mix_stats(std::span<const float* const> channels, int64_t length) const override {
+    if (at::get_num_threads() != threads_) at::set_num_threads(threads_);
+    torch::InferenceMode guard;
+    try {
+      const auto opts = torch::TensorOptions().dtype(torch::kFloat32);
+      const auto wrap = [&](const float* p) {
+        return torch::from_blob(const_cast<float*>(p), {length}, opts);
+      };
+      auto ref = wrap(channels[0]).clone();
+      for (size_t c = 1; c < channels.size(); ++c)
+        ref.add_(wrap(channels[c]));
+      ref.div_(static_cast<int64_t>(channels.size()));
+      const auto mean = ref.mean();
+      const auto scale = ref.std() + 1e-8;
+      return {mean.item<float>(), scale.item<float>()};
+    } catch (const c10::Error& e) {
+      YW_THROW("model {}: mix statistics failed: {}", path_,
+               first_line(e.what_without_backtrace()));
+    }
+  }
+
   void forward(const float* in, int batch, int64_t length, float* out) override {
     // With the OpenMP backend the thread count is per calling thread; the caller is the
     // separator's runner thread, not the thread that loaded the model.
@@ -133,7 +159,9 @@ class TorchModel final : public SegmentModel {
       release_cached_memory(what);
       YW_THROW("model {}: forward failed: {}", path_, what);
     } catch (const std::runtime_error& e) {
-      YW_THROW("model {}: forward failed: {}", path_, e.what());
+      // Only run() and check_output() throw these: the model's output is not what its
+      // attributes promise (checked here, not by a probe at load, for declared shapes).
+      YW_THROW("model {}: breaks the separator contract: {}", path_, e.what());
     }
   }
 
@@ -243,8 +271,12 @@ class TorchModel final : public SegmentModel {
     if (info_.segment_samples < 0 || (info_.segment_samples > 0 && info_.segment_samples < 16))
       fail(fmt::format("segment_samples {} is not 0 or >= 16", info_.segment_samples));
 
-    // One probe forward proves the shapes the attributes promise.
-    const int64_t probe = info_.segment_samples > 0 ? info_.segment_samples : info_.sample_rate / 4;
+    // A model that declares its one legal shape (segment_samples, as a traced export does) is
+    // not run here: a trace of htdemucs costs a whole 7.8 s forward (54-107 s on a 2-core CPU),
+    // and every batch's output shape is checked anyway (check_output). A model that takes any
+    // length gets one probe of a quarter second, shorter than any window the worker sends it.
+    if (info_.segment_samples > 0) return;
+    const int64_t probe = std::max<int64_t>(16, info_.sample_rate / 4);
     torch::InferenceMode guard;
     try {
       auto x =

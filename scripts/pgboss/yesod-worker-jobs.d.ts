@@ -140,12 +140,30 @@ export interface SeparateStemsData {
   record_id?: number | string;
   /** Model name; default the worker's configured model, else the built-in separator. */
   model?: string;
+  /** Stem files: wav (32-bit float unless bit_depth) or flac (24-bit unless bit_depth 16). */
   format?: 'wav' | 'flac';
+  /** Demucs' shift trick: random time shifts averaged, 0 to 20 (default 0, deterministic). */
+  shifts?: number;
+  /** Seeds the shifts' offsets (a whole number up to 2^53; default 0): a job is reproducible. */
+  seed?: number;
+  /** Overlap between chunks, 0 to 0.99 (default 0.25). */
+  overlap?: number;
+  /** Chunk length in seconds, at most the model's window (default the window, 7.8 s for htdemucs). */
+  segment?: number;
+  /** Per stem, as Demucs: divide by max(1.01 * peak, 1) (default), clamp to ±0.99, or leave. */
+  clip_mode?: 'rescale' | 'clamp' | 'none';
+  /** Integer samples; not with float32. */
+  bit_depth?: 16 | 24;
+  /** 32-bit float samples; wav only. */
+  float32?: boolean;
+  /** Stems at the input's sample rate (default) or the model's (44100 for Demucs). */
+  output_rate?: 'input' | 'model';
 }
 
 export interface SeparateStemsOutput {
   record_id: number | string | null;
   model: string;
+  /** The stems' rate: the input's, or the model's with output_rate 'model'. */
   sample_rate: number;
   duration_seconds: number;
   /** Stem name → artifact URI, e.g. `{ harmonic: 'file://…/harmonic.flac', percussive: … }`. */

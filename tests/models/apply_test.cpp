@@ -210,10 +210,113 @@ TEST(Apply, RejectsUnusableAudio) {
   ApplyConfig cfg;
   GainModel model(2);
   const Audio empty = Audio::zeros(44100, 2, 0);
-  EXPECT_THROW(yw::models::SongApply(model.info(), cfg, empty), yw::InputError);
+  EXPECT_THROW(yw::models::SongApply(model, cfg, empty), yw::InputError);
   GainModel six(6);
   const Audio stereo = random_song(44100, 2, 100, 1);
-  EXPECT_THROW(yw::models::SongApply(six.info(), cfg, stereo), yw::InputError);
+  EXPECT_THROW(yw::models::SongApply(six, cfg, stereo), yw::InputError);
+}
+
+// Shifts: each shift separates the song delayed by a random amount and the outputs, moved back,
+// are averaged. A pointwise model gives the same stems whatever the delay, so any misalignment
+// or wrong weight sum shows; a model with context differs near chunk edges, which move with the
+// seed, and a seed reproduces its stems exactly.
+TEST(Apply, ShiftsAverageAlignedOutputsAndASeedReproducesThem) {
+  ApplyConfig cfg;
+  cfg.segment_seconds = 0.1;
+  cfg.batch_max = 4;
+  const Audio mix = random_song(44100, 2, 4410 * 6 + 99, 31);
+  const Audio* songs[] = {&mix};
+  for (int shifts : {1, 3}) {
+    cfg.shifts = shifts;
+    cfg.seed = 5;
+    GainModel gain(2);
+    EXPECT_LT(max_diff(yw::models::apply_model(gain, songs, cfg)[0], gain_reference(mix, 2)), 1e-5f)
+        << shifts << " shifts";
+    // Each shift is a whole pass over the song plus up to max_shift samples.
+    yw::models::SongApply probe(gain, cfg, mix);
+    EXPECT_GE(probe.segment_count(), shifts * 9);
+    EXPECT_LE(probe.segment_count(), shifts * 13);
+  }
+  cfg.shifts = 1;
+  FirModel a, b, c, unshifted;
+  cfg.seed = 1;
+  const auto first = yw::models::apply_model(a, songs, cfg)[0];
+  const auto again = yw::models::apply_model(b, songs, cfg)[0];
+  EXPECT_EQ(max_diff(first, again), 0.0f) << "the same seed must give the same stems";
+  cfg.seed = 2;
+  const auto other = yw::models::apply_model(c, songs, cfg)[0];
+  EXPECT_GT(max_diff(first, other), 1e-4f) << "another seed moves the chunk edges";
+  cfg.shifts = 0;
+  const auto plain = yw::models::apply_model(unshifted, songs, cfg)[0];
+  EXPECT_GT(max_diff(first, plain), 1e-4f);
+  EXPECT_LT(max_diff(first, plain), 0.5f);
+}
+
+TEST(Apply, OverlapSegmentAndOutputRateOptions) {
+  ApplyConfig cfg;
+  cfg.segment_seconds = 0.1;  // the window: 4410 samples
+  const Audio mix = random_song(48000, 2, 30000, 8);
+  const Audio* songs[] = {&mix};
+  for (double overlap : {0.0, 0.5, 0.9}) {
+    for (double chunk : {0.0, 0.05}) {
+      cfg.overlap = overlap;
+      cfg.chunk_seconds = chunk;
+      GainModel gain(2, 4410);  // checks every forward gets the whole window
+      EXPECT_LT(max_diff(yw::models::apply_model(gain, songs, cfg)[0], gain_reference(mix, 2)),
+                1e-5f)
+          << "overlap " << overlap << " segment " << chunk;
+    }
+  }
+  // Chunks of half the window, three quarters apart: twice the segments of whole windows.
+  GainModel gain(2, 4410);
+  cfg.overlap = 0.25;
+  cfg.chunk_seconds = 0.05;
+  const int64_t model_len = yw::resampled_length(mix.frames, 48000, 44100);
+  EXPECT_EQ(yw::models::SongApply(gain, cfg, mix).segment_count(), (model_len + 1652) / 1653);
+  cfg.chunk_seconds = 0.2;  // longer than the window
+  EXPECT_THROW(yw::models::SongApply(gain, cfg, mix), yw::InputError);
+  cfg.chunk_seconds = 0.0;
+  cfg.overlap = 1.0;
+  EXPECT_THROW(yw::models::SongApply(gain, cfg, mix), yw::InputError);
+  cfg.overlap = 0.25;
+  cfg.shifts = -1;
+  EXPECT_THROW(yw::models::SongApply(gain, cfg, mix), yw::InputError);
+  cfg.shifts = 0;
+
+  // Stems at the model's rate are the model-rate stems before they are resampled back.
+  const auto at_input = yw::models::apply_model(gain, songs, cfg)[0];
+  cfg.model_rate_output = true;
+  const auto at_model = yw::models::apply_model(gain, songs, cfg)[0];
+  ASSERT_EQ(at_model[0].audio.sample_rate, 44100);
+  ASSERT_EQ(at_model[0].audio.frames, model_len);
+  for (size_t s = 0; s < 4; ++s) {
+    const auto back = yw::resample_cpu(at_model[s].audio.channel(1), model_len, 44100, 48000);
+    ASSERT_EQ(at_input[s].audio.frames, mix.frames);
+    for (int64_t i = 0; i < mix.frames; ++i)
+      ASSERT_EQ(back[static_cast<size_t>(i)], at_input[s].audio.channel(1)[i]) << s << " " << i;
+  }
+}
+
+TEST(StemOutput, ClipModesFollowDemucs) {
+  Audio loud = Audio::zeros(44100, 1, 4);
+  loud.samples = {0.5f, -2.0f, 1.5f, 0.1f};
+  Audio r = loud;
+  yw::models::prevent_clip(r, yw::models::ClipMode::rescale);  // / max(1.01 * 2, 1)
+  EXPECT_FLOAT_EQ(r.samples[1], -2.0f / 2.02f);
+  EXPECT_FLOAT_EQ(r.samples[0], 0.5f / 2.02f);
+  Audio quiet = Audio::zeros(44100, 1, 2);
+  quiet.samples = {0.5f, -0.9f};
+  Audio q = quiet;
+  yw::models::prevent_clip(q, yw::models::ClipMode::rescale);  // peak * 1.01 < 1: unchanged
+  EXPECT_EQ(q.samples, quiet.samples);
+  Audio c = loud;
+  yw::models::prevent_clip(c, yw::models::ClipMode::clamp);
+  EXPECT_EQ(c.samples, (std::vector<float>{0.5f, -0.99f, 0.99f, 0.1f}));
+  Audio n = loud;
+  yw::models::prevent_clip(n, yw::models::ClipMode::none);
+  EXPECT_EQ(n.samples, loud.samples);
+  EXPECT_EQ(yw::models::parse_clip_mode("clamp", "clip_mode"), yw::models::ClipMode::clamp);
+  EXPECT_THROW(yw::models::parse_clip_mode("tanh", "clip_mode"), yw::InputError);
 }
 
 TEST(BatchedSeparator, ConcurrentSongsShareForwardBatches) {

@@ -9,6 +9,7 @@
 
 #include "support/process.hpp"
 #include "yw/common/error.hpp"
+#include "yw/kernels/audio.hpp"
 #include "yw/kernels/audio_writer.hpp"
 #include "yw/models/separator.hpp"
 #include "yw/worker/handler.hpp"
@@ -44,6 +45,36 @@ void expect_stems_sum_to(const fs::path& dir, const std::string& ext, const Audi
   for (size_t i = 0; i < mix.samples.size(); ++i)
     err = std::max(err, std::abs(h.samples[i] + p.samples[i] - mix.samples[i]));
   EXPECT_LT(err, tol);
+}
+
+// load_audio decodes into the planar buffer the header announces; lossy streams come out shorter
+// or longer than announced, and Ogg may announce nothing. Every channel must still hold exactly
+// its own samples.
+TEST(LoadAudio, PlanarEqualsTheInterleavedDecodeWhateverTheHeaderSays) {
+  const std::string dir = yw::test::make_temp_dir("yw_load_audio");
+  Audio mix = test_song(44100);
+  for (int64_t i = 0; i < mix.frames; ++i)
+    mix.channel(1)[i] *= -0.5f;  // channels differ
+  write_wav(fs::path(dir) / "src.wav", mix);
+  for (const char* ext : {"wav", "mp3", "ogg", "flac"}) {
+    const std::string file = dir + "/x." + ext;
+    if (std::string(ext) != "wav") {
+      const auto r = yw::test::run_process(
+          {"ffmpeg", "-nostdin", "-v", "error", "-y", "-i", dir + "/src.wav", file});
+      ASSERT_EQ(r.exit_code, 0) << r.err;
+    } else {
+      fs::copy_file(dir + "/src.wav", file);
+    }
+    const Audio planar = yw::models::load_audio(file);
+    const auto ref = yw::decode_audio(file);
+    ASSERT_EQ(planar.frames, ref.frames()) << ext;
+    ASSERT_EQ(planar.channels, 2);
+    for (int64_t i = 0; i < planar.frames; ++i)
+      for (int c = 0; c < 2; ++c)
+        ASSERT_EQ(planar.channel(c)[i], ref.samples[static_cast<size_t>(i * 2 + c)])
+            << ext << " frame " << i << " channel " << c;
+  }
+  fs::remove_all(dir);
 }
 
 class SeparateCli : public ::testing::Test {
@@ -170,6 +201,26 @@ TEST_F(SeparateHandler, StoresEveryStemAndReportsThem) {
   const auto out2 = call({{"audio", "file://" + dir_ + "/in/a.wav"}});
   EXPECT_TRUE(out2["record_id"].is_null());
   EXPECT_TRUE(fs::exists(fs::path(dir_) / "out" / "job-1" / "percussive.flac")) << out2.dump();
+}
+
+// The job's output conventions reach the files: 16-bit FLAC, clamp at 0.99.
+TEST_F(SeparateHandler, OutputConventionsFromTheJob) {
+  Audio mix = test_song(20000);
+  for (auto& v : mix.samples)
+    v *= 3.0f;  // peaks near 1.1: clamp and rescale both act
+  write_wav(fs::path(dir_) / "in" / "loud.wav", mix);
+  const std::string uri = "file://" + dir_ + "/in/loud.wav";
+  call({{"audio", uri}, {"record_id", "c"}, {"bit_depth", 16}, {"clip_mode", "clamp"}});
+  const auto reader = yw::AudioReader::open(fs::path(dir_) / "out" / "c" / "harmonic.flac");
+  EXPECT_EQ(reader->info().bits_per_sample, 16);
+  float peak = 0.0f;
+  for (const float v :
+       yw::models::load_audio(fs::path(dir_) / "out" / "c" / "harmonic.flac").samples)
+    peak = std::max(peak, std::abs(v));
+  EXPECT_NEAR(peak, 0.99f, 1e-4f);
+  EXPECT_NE(input_error({{"audio", uri}, {"clip_mode", "soft"}}).find("clip_mode:"),
+            std::string::npos);
+  EXPECT_NE(input_error({{"audio", uri}, {"float32", true}}).find("float32:"), std::string::npos);
 }
 
 TEST_F(SeparateHandler, BadJobDataFailsTerminallyNamingTheField) {

@@ -55,6 +55,7 @@ int main(int argc, char** argv) {
   bool skip_unbatched = false;
   int memory_song = 0;
   std::string model_file;  // a TorchScript file made elsewhere instead of the built-in model
+  bool startup = false, old_probe = false;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     auto next = [&]() -> std::string { return i + 1 < argc ? argv[++i] : ""; };
@@ -74,12 +75,16 @@ int main(int argc, char** argv) {
       memory_song = std::stoi(next());
     else if (a == "--model")
       model_file = next();
+    else if (a == "--startup")
+      startup = true;
+    else if (a == "--startup-old-probe")
+      startup = old_probe = true;
     else {
-      std::fprintf(
-          stderr,
-          "usage: %s [--songs 8] [--seconds 180] [--batch 8] [--threads N] "
-          "[--device cpu|cuda:N] [--skip-unbatched] [--memory-song SECONDS] [--model FILE]\n",
-          argv[0]);
+      std::fprintf(stderr,
+                   "usage: %s [--songs 8] [--seconds 180] [--batch 8] [--threads N] "
+                   "[--device cpu|cuda:N] [--skip-unbatched] [--memory-song SECONDS] "
+                   "[--model FILE] [--startup] [--startup-old-probe]\n",
+                   argv[0]);
       return 2;
     }
   }
@@ -103,6 +108,7 @@ int main(int argc, char** argv) {
     opt.model_path = small;
     opt.device = device;
     opt.threads = threads;
+    opt.batch_max = batch;
     auto sep = yw::models::open_separator(opt);
     const double before = peak_rss_mb();
     {
@@ -112,27 +118,64 @@ int main(int argc, char** argv) {
           static_cast<double>(song.samples.size() * (1 + stems.size()) * sizeof(float)) /
           (1024.0 * 1024.0);
       std::printf(
-          "memory: song %d s, peak RSS %.0f MB (%.0f MB before the song), song audio + stems %.0f "
-          "MB\n",
-          memory_song, peak_rss_mb(), before, own);
+          "memory: song %d s, batch %d, peak RSS %.0f MB (%.0f MB before the song), song audio + "
+          "stems %.0f MB\n",
+          memory_song, batch, peak_rss_mb(), before, own);
     }
     std::filesystem::remove_all(dir);
     return 0;
   }
 #endif
   std::string model = model_file;
+  int64_t params = 0;
 #ifdef YW_BENCH_BUILDS_MODELS
   if (model.empty()) {
     model = (dir / "conv11m.pt").string();
     yw::test::TorchModelSpec spec;
     spec.segment_samples = 343980;  // htdemucs' 7.8 s at 44.1 kHz
-    const int64_t params = yw::test::save_conv_model(model, spec, {64, 128, 256, 512, 1024}, 1);
+    params = yw::test::save_conv_model(model, spec, {64, 128, 256, 512, 1024}, 1);
     std::printf("model: conv encoder/decoder, %.1f M parameters, segment 7.8 s, device %s\n",
                 static_cast<double>(params) / 1e6, device.to_string().c_str());
   }
 #endif
   if (!model_file.empty())
     std::printf("model: %s, device %s\n", model_file.c_str(), device.to_string().c_str());
+  if (startup) {
+    // What one `separate` process pays before and for its first song: loading the runner and
+    // the model (the contract check; no forward for a model that declares its length), then a
+    // 20 s song (3 windows). One window's forward is what the old load-time probe cost.
+    yw::models::SeparatorOptions opt;
+    opt.model_path = model;
+    opt.device = device;
+    opt.threads = threads;
+    opt.batch_max = 1;
+    opt.batch_delay_ms = 0;
+    const double t0 = now();
+    auto sep = yw::models::open_separator(opt);
+#ifdef YW_BENCH_BUILDS_MODELS
+    if (old_probe) {
+      // What loading did before: one forward of the whole window on the loading thread (its
+      // activations then sit in that thread's malloc arena while the runner thread allocates
+      // its own).
+      std::vector<float> probe(2 * 343980, 0.01f);
+      yw::test::torch_forward_once(model, probe, 2, 343980);
+    }
+#endif
+    const double t1 = now();
+    const Audio song = make_song(20, 1);
+    sep->separate(song);
+    const double t2 = now();
+    const Audio window = make_song(7, 2);  // 7 s: one 7.8 s window
+    sep->separate(window);
+    const double t3 = now();
+    std::printf(
+        "startup%s: model %.1f M parameters, load %.2f s, 20 s song %.2f s, total %.2f s, peak "
+        "RSS %.0f MB; one window forward %.2f s (the probe loading used to run)\n",
+        old_probe ? " (old load-time probe emulated)" : "", static_cast<double>(params) / 1e6,
+        t1 - t0, t2 - t1, t2 - t0, peak_rss_mb(), t3 - t2);
+    std::filesystem::remove_all(dir);
+    return 0;
+  }
   std::vector<Audio> mix;
   for (int s = 0; s < songs; ++s)
     mix.push_back(make_song(seconds, static_cast<unsigned>(s)));

@@ -93,11 +93,14 @@ void save_broken_model(const std::string& path, BrokenKind kind) {
   if (kind != BrokenKind::missing_samplerate)
     m.register_attribute("samplerate", c10::IntType::get(), int64_t{44100});
   m.register_attribute("audio_channels", c10::IntType::get(), int64_t{2});
+  if (kind == BrokenKind::declared_wrong_shape)
+    m.register_attribute("segment_samples", c10::IntType::get(), int64_t{4410});
   switch (kind) {
     case BrokenKind::wrong_rank:
       m.define("def forward(self, mix):\n    return mix * 2.0\n");
       break;
     case BrokenKind::wrong_source_count:
+    case BrokenKind::declared_wrong_shape:
       m.define("def forward(self, mix):\n    return mix.unsqueeze(1).repeat(1, 3, 1, 1)\n");
       break;
     case BrokenKind::device_fault:
@@ -121,6 +124,58 @@ std::vector<float> torch_forward_once(const std::string& path, const std::vector
   auto x = torch::from_blob(const_cast<float*>(mix.data()), {1, channels, length}).clone();
   auto y = m.forward({x}).toTensor().contiguous();
   return std::vector<float>(y.data_ptr<float>(), y.data_ptr<float>() + y.numel());
+}
+
+namespace {
+
+torch::Tensor mix_tensor(const std::vector<float>& mix, int channels, int64_t length) {
+  return torch::from_blob(const_cast<float*>(mix.data()), {channels, length}).clone();
+}
+
+}  // namespace
+
+std::pair<float, float> demucs_mix_stats(const std::vector<float>& mix, int channels,
+                                         int64_t length) {
+  torch::InferenceMode guard;
+  const auto ref = mix_tensor(mix, channels, length).mean(0);
+  return {ref.mean().item<float>(), (ref.std() + 1e-8).item<float>()};
+}
+
+std::vector<float> demucs_reference(const std::string& path, const std::vector<float>& mix,
+                                    int channels, int64_t length, int64_t segment, int64_t window,
+                                    double overlap) {
+  torch::InferenceMode guard;
+  auto model = torch::jit::load(path);
+  model.eval();
+  auto wav = mix_tensor(mix, channels, length);
+  const auto ref = wav.mean(0);
+  wav = wav - ref.mean();
+  wav = wav / (ref.std() + 1e-8);
+  const auto x = wav.unsqueeze(0);
+
+  const auto stride = static_cast<int64_t>((1.0 - overlap) * static_cast<double>(segment));
+  auto weight =
+      torch::cat({torch::arange(1, segment / 2 + 1), torch::arange(segment - segment / 2, 0, -1)});
+  weight = weight / weight.max();
+  torch::Tensor out, sum_weight = torch::zeros({length});
+  for (int64_t offset = 0; offset < length; offset += stride) {
+    const int64_t chunk = std::min(segment, length - offset);
+    const int64_t delta = window - chunk;
+    const int64_t start = offset - delta / 2, end = start + window;
+    const int64_t cs = std::max<int64_t>(0, start), ce = std::min(length, end);
+    const auto padded = torch::constant_pad_nd(x.slice(2, cs, ce), {cs - start, end - ce}, 0.0);
+    auto y = model.forward({padded}).toTensor();
+    y = y.slice(3, delta / 2, delta / 2 + chunk);
+    if (!out.defined()) out = torch::zeros({1, y.size(1), channels, length});
+    const auto w = weight.slice(0, 0, chunk);
+    out.slice(3, offset, offset + chunk) += w * y;
+    sum_weight.slice(0, offset, offset + chunk) += w;
+  }
+  out /= sum_weight;
+  out *= ref.std() + 1e-8;
+  out += ref.mean();
+  out = out.squeeze(0).contiguous();
+  return std::vector<float>(out.data_ptr<float>(), out.data_ptr<float>() + out.numel());
 }
 
 }  // namespace yw::test

@@ -3,6 +3,7 @@
 // weights can be downloaded here. Plain interface: only torch_models.cpp includes libtorch.
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace yw::test {
@@ -26,12 +27,15 @@ int64_t save_conv_model(const std::string& path, const TorchModelSpec& spec,
 
 // device_fault: a valid model whose forward, past the runner's probe (11025 samples), raises
 // libtorch's message for a sticky CUDA error, as a model hitting an illegal address would.
+// declared_wrong_shape declares segment_samples 4410 (so the runner does not probe it at load)
+// and returns 3 sources where it promises 4.
 enum class BrokenKind {
   wrong_rank,
   missing_samplerate,
   wrong_source_count,
   sources_not_strings,
-  device_fault
+  device_fault,
+  declared_wrong_shape
 };
 void save_broken_model(const std::string& path, BrokenKind kind);
 
@@ -39,5 +43,19 @@ void save_broken_model(const std::string& path, BrokenKind kind);
 // [1, channels, length] (channel-major `mix`), returning [sources, channels, length].
 std::vector<float> torch_forward_once(const std::string& path, const std::vector<float>& mix,
                                       int channels, int64_t length);
+
+// Demucs' own procedure for one song with shifts = 0, written with the torch operations that
+// demucs/api.py (Separator.separate_tensor) and demucs/apply.py (apply_model, TensorChunk.padded,
+// center_trim) use, in their order: normalise by ref = mix.mean(0), cut chunks of `segment`
+// every int((1 - overlap) * segment), pad each to `window` with its real neighbours, run the
+// model at `path` one chunk per call, weight, sum, divide by the summed weights, de-normalise.
+// `mix` is [channels, length] at the model's rate; returns [sources, channels, length].
+std::vector<float> demucs_reference(const std::string& path, const std::vector<float>& mix,
+                                    int channels, int64_t length, int64_t segment, int64_t window,
+                                    double overlap);
+
+// The normalisation statistics as Demucs computes them: {ref.mean(), ref.std() + 1e-8}.
+std::pair<float, float> demucs_mix_stats(const std::vector<float>& mix, int channels,
+                                         int64_t length);
 
 }  // namespace yw::test

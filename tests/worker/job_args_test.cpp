@@ -86,6 +86,50 @@ TEST(JobArgsTest, RecordFindsItsAudio) {
   EXPECT_FALSE(r.stems_task);
 }
 
+TEST(JobArgsTest, SeparationOptionsHaveDemucsMeaningAndClearErrors) {
+  const auto d = SeparateArgs::from_json({{"audio", "file:///a"}});
+  EXPECT_EQ(d.shifts, 0);
+  EXPECT_EQ(d.overlap, 0.25);
+  EXPECT_EQ(d.segment, 0.0);
+  EXPECT_EQ(d.clip_mode, "rescale");
+  EXPECT_EQ(d.bits, 0);
+  EXPECT_FALSE(d.model_rate);
+  const auto a = SeparateArgs::from_json({{"audio", "file:///a"},
+                                          {"shifts", 2},
+                                          {"seed", 42},
+                                          {"overlap", 0.5},
+                                          {"segment", 5.5},
+                                          {"clip_mode", "clamp"},
+                                          {"format", "wav"},
+                                          {"float32", true},
+                                          {"output_rate", "model"}});
+  EXPECT_EQ(a.shifts, 2);
+  EXPECT_EQ(a.seed, 42u);
+  EXPECT_EQ(a.overlap, 0.5);
+  EXPECT_EQ(a.segment, 5.5);
+  EXPECT_EQ(a.clip_mode, "clamp");
+  EXPECT_EQ(a.bits, 32);
+  EXPECT_TRUE(a.model_rate);
+  EXPECT_EQ(SeparateArgs::from_json({{"audio", "file:///a"}, {"bit_depth", 16}}).bits, 16);
+  const std::pair<json, std::string> bad[] = {
+      {{{"shifts", 1.5}}, "shifts: expected a whole number"},
+      {{{"shifts", 21}}, "shifts: expected a number from 0 to 20"},
+      {{{"overlap", 1}}, "overlap: expected a number from 0 to 0.99"},
+      {{{"segment", 0}}, "segment: expected a number from 0.1 to 600"},
+      {{{"clip_mode", "tanh"}}, "clip_mode: expected one of rescale, clamp, none"},
+      {{{"bit_depth", 20}}, "bit_depth: expected 16 or 24"},
+      {{{"bit_depth", 16}, {"float32", true}, {"format", "wav"}}, "float32: cannot be combined"},
+      {{{"float32", true}}, "float32: FLAC stores integer samples only"},
+      {{{"output_rate", "48000"}}, "output_rate: expected one of input, model"},
+  };
+  for (const auto& [fields, words] : bad) {
+    json data = fields;
+    data["audio"] = "file:///a";
+    EXPECT_EQ(error_of<SeparateArgs>(data).rfind(words, 0), 0u)
+        << data.dump() << ": " << error_of<SeparateArgs>(data);
+  }
+}
+
 TEST(JobArgsTest, NullMeansAbsent) {
   const auto a = SeparateArgs::from_json(
       {{"audio", "file:///a"}, {"record_id", nullptr}, {"model", nullptr}, {"format", nullptr}});

@@ -70,9 +70,19 @@ nlohmann::json separate_stems(const nlohmann::json& data, JobContext& ctx) {
 
   const LocalInput input = fetch_input(args.audio, config);
   check_stop(ctx);
-  const models::Audio mix = models::load_audio(input.path());
+  models::Audio mix = models::load_audio(input.path());
   check_stop(ctx);
-  const auto stems = separator->separate(mix, [&ctx](double) { ctx.heartbeat(); });
+  models::SeparateOptions options;
+  options.shifts = args.shifts;
+  options.seed = args.seed;
+  options.overlap = args.overlap;
+  options.segment_seconds = args.segment;
+  options.model_rate = args.model_rate;
+  const models::ClipMode clip = models::parse_clip_mode(args.clip_mode, "clip_mode");
+  auto stems = separator->separate(mix, options, [&ctx](double) { ctx.heartbeat(); });
+  const int mix_rate = mix.sample_rate;
+  const double duration = mix.duration_seconds();
+  mix = {};  // the stems are what is left to write; the mix's memory goes first
   check_stop(ctx);
 
   const auto dir =
@@ -80,10 +90,11 @@ nlohmann::json separate_stems(const nlohmann::json& data, JobContext& ctx) {
   std::filesystem::create_directories(dir);
   nlohmann::json uris = nlohmann::json::object();
   try {
-    for (const auto& stem : stems) {
+    for (auto& stem : stems) {
       const auto file = dir / fmt::format("{}.{}", stem.name, extension(format));
+      models::prevent_clip(stem.audio, clip);
       write_audio_file(file, format, stem.audio.samples.data(), stem.audio.channels,
-                       stem.audio.frames, stem.audio.sample_rate);
+                       stem.audio.frames, stem.audio.sample_rate, args.bits);
       uris[stem.name] =
           put_artifact(file, fmt::format("{}/{}", key, file.filename().string()), config);
       ctx.heartbeat();
@@ -99,8 +110,9 @@ nlohmann::json separate_stems(const nlohmann::json& data, JobContext& ctx) {
   nlohmann::json out;
   out["record_id"] = args.record_id;
   out["model"] = separator->name();
-  out["sample_rate"] = mix.sample_rate;
-  out["duration_seconds"] = mix.duration_seconds();
+  // The stems' rate: the mix's, or the model's when output_rate is "model".
+  out["sample_rate"] = stems.empty() ? mix_rate : stems.front().audio.sample_rate;
+  out["duration_seconds"] = duration;
   out["stems"] = std::move(uris);
   return out;
 }

@@ -6,7 +6,9 @@
 // Method: rational polyphase filtering with a Kaiser-windowed sinc (ref: julius.resample_frac,
 // which Demucs uses, and libsamplerate's "best" quality). Output sample j sits at input time
 // j * in_rate / out_rate; samples outside the input read as zero. Each phase's taps are
-// normalised to unit DC gain.
+// normalised to unit DC gain. Tested against ffmpeg's swr (what Demucs' CLI resamples with):
+// 96.7-103.4 dB SNR in the pass band for 22.05/48/96 -> 44.1 kHz and 44.1 -> 48 kHz
+// (tests/models/resample_oracle_test.cpp).
 #include <cstdint>
 #include <vector>
 

@@ -7,6 +7,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "yw/kernels/device.hpp"
@@ -39,6 +40,16 @@ struct Stem {
 // Called with the fraction done in [0, 1]; may be called from another thread than the caller's.
 using ProgressFn = std::function<void(double)>;
 
+// Per-song options with the meaning of Demucs' apply_model / CLI (apply.hpp has the procedure).
+// The built-in HPSS separator is deterministic and works at the mix's rate: it ignores them.
+struct SeparateOptions {
+  int shifts = 0;                // random time shifts averaged (Demucs' CLI default is 1)
+  uint64_t seed = 0;             // seeds the shifts, so a job is reproducible
+  double overlap = 0.25;         // between consecutive chunks, [0, 1)
+  double segment_seconds = 0.0;  // chunk length; 0 = the model's window, never longer
+  bool model_rate = false;       // stems at the model's rate instead of the mix's
+};
+
 class Separator {
  public:
   virtual ~Separator() = default;
@@ -50,16 +61,28 @@ class Separator {
   // sample rate and length; the built-in separator keeps the mix's channels, a model returns
   // its own channel count (a mono mix is duplicated into a stereo model, as Demucs does).
   // Throws yw::InputError for audio that cannot be separated (no samples, more channels than
-  // supported), yw::Error otherwise.
-  virtual std::vector<Stem> separate(const Audio& mix, const ProgressFn& progress = {}) = 0;
+  // supported) or options out of range, yw::Error otherwise.
+  virtual std::vector<Stem> separate(const Audio& mix, const SeparateOptions& options,
+                                     const ProgressFn& progress) = 0;
+  std::vector<Stem> separate(const Audio& mix, const ProgressFn& progress = {}) {
+    return separate(mix, SeparateOptions{}, progress);
+  }
 };
+
+// Demucs' output conventions (demucs/audio.py prevent_clip), applied to each stem on its own
+// before it is written: rescale divides the stem by max(1.01 * peak, 1), clamp limits samples
+// to [-0.99, 0.99], none leaves them (a FLAC or integer WAV then hard-clips at +-1).
+enum class ClipMode { rescale, clamp, none };
+// "rescale", "clamp" or "none"; throws yw::InputError naming `field` otherwise.
+ClipMode parse_clip_mode(std::string_view text, std::string_view field);
+void prevent_clip(Audio& stem, ClipMode mode);
 
 // Told about every forward batch a model separator runs: its size in segments and the seconds
 // the forward took (metrics: batch sizes, device busy time). Called on the runner thread.
 using BatchObserver = std::function<void(int segments, double seconds)>;
 
 struct SeparatorOptions {
-  std::string model_path;        // empty: the built-in HPSS separator
+  std::string model_path;        // empty: the built-in HPSS separator; .json: a bag (bag.hpp)
   Device device;                 // resolved (not auto)
   int threads = 0;               // CPU threads for libtorch; 0 = hardware concurrency
   int batch_max = 8;             // segments per forward call
@@ -68,7 +91,9 @@ struct SeparatorOptions {
   BatchObserver on_batch;        // optional
 };
 
-// Opens the built-in separator or loads a TorchScript model (checking its contract).
+// Opens the built-in separator, loads a TorchScript model (checking its contract), or a bag of
+// them: a .json manifest {"models": ["a.pt", ...], "weights": [[per source], ...]} whose members
+// run on the same batches and are combined per source with the weights, as Demucs' BagOfModels.
 // Throws yw::ConfigError when the model cannot be used (missing or corrupt file, a broken
 // contract, a device the model cannot run on, a build without torch); the message says why.
 std::unique_ptr<Separator> open_separator(const SeparatorOptions& options);

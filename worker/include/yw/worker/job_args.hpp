@@ -30,6 +30,18 @@ struct SeparateArgs {
   RecordId record_id;
   std::string model;            // empty: the worker's configured model
   std::string format = "flac";  // wav or flac
+  // Demucs' options (models::SeparateOptions): shifts (0..20), seed, overlap [0, 0.99],
+  // segment (seconds; 0 = the model's window, which also bounds it).
+  int shifts = 0;
+  uint64_t seed = 0;
+  double overlap = 0.25;
+  double segment = 0.0;
+  // Output conventions: clip_mode rescale | clamp | none (Demucs' prevent_clip); the sample
+  // format from bit_depth (16 | 24) or float32 (wav only), resolved to bits: 0 = the format's
+  // default (wav 32-bit float, flac 24); output_rate "input" (default) or "model".
+  std::string clip_mode = "rescale";
+  int bits = 0;
+  bool model_rate = false;
   static SeparateArgs from_json(const nlohmann::json& data);
 };
 
