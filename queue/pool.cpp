@@ -1,5 +1,10 @@
 #include "yw/queue/pool.hpp"
 
+#include <chrono>
+#include <random>
+
+#include <fmt/format.h>
+
 #include "yw/common/error.hpp"
 
 namespace yw::queue {
@@ -61,7 +66,7 @@ PooledConnection ConnectionPool::acquire() {
       }
     }
     if (cv_.wait_until(lock, deadline) == std::cv_status::timeout) {
-      YW_THROW("database: no connection free within {} ms (pool size {})",
+      YW_THROW("database: no connection of the {} free within {} ms (pool size {})", config_.name,
                config_.acquire_timeout.count(), config_.max_size);
     }
   }
@@ -77,6 +82,23 @@ void ConnectionPool::give_back(std::unique_ptr<pqxx::connection> conn, bool brok
     idle_.push_back(std::move(conn));
   }
   cv_.notify_one();
+}
+
+PoolerMode probe_pooler_mode(const std::string& url) {
+  std::random_device rd;
+  const std::string token = fmt::format("{:016x}", (std::uint64_t{rd()} << 32) ^ rd());
+  for (int round = 0; round < 3; ++round) {
+    {
+      pqxx::connection first(url);
+      pqxx::nontransaction tx(first);
+      tx.exec_params("SELECT set_config('yw.pooler_probe', $1, false)", token);
+    }
+    pqxx::connection second(url);
+    pqxx::nontransaction tx(second);
+    const auto row = tx.exec1("SELECT current_setting('yw.pooler_probe', true)");
+    if (!row[0].is_null() && row[0].as<std::string>() == token) return PoolerMode::transaction;
+  }
+  return PoolerMode::session;
 }
 
 int ConnectionPool::open_count() const {

@@ -129,7 +129,7 @@ struct Executor::Impl {
   std::unique_ptr<queue::Listener> listener;
 
   std::atomic<std::uint64_t> fetched{0}, completed{0}, failed{0}, dead{0}, lost{0}, expired{0},
-      swept{0};
+      swept{0}, settles_lost{0};
 
   QueueLoop* loop_of(const std::string& name) {
     for (auto& l : loops)
@@ -401,25 +401,30 @@ struct Executor::Impl {
     push_outcome(loop, std::move(o), true);
   }
 
-  // Runs `fn` until it succeeds, retrying connection losses with backoff; false when it gave up
-  // (a non-connection error, or the shutdown settle deadline passed).
+  // Runs `fn` until it succeeds; false when it gave up. A lost connection is retried until the
+  // shutdown settle deadline, any other error (a statement a pooler broke, a server error) up
+  // to kOtherTries times: a settle given up leaves its job `active`, to be run again after its
+  // expiry, so giving up is the last resort and is counted (settles_lost).
   template <typename Fn>
   bool with_retry(const std::string& what, const std::string& queue_name, Fn&& fn) {
+    constexpr int kOtherTries = 5;
     milliseconds backoff(100);
+    int other_errors = 0;
     while (true) {
       try {
         fn();
         return true;
       } catch (const std::exception& e) {
         const bool connection = queue::is_connection_error(e);
+        if (!connection) ++other_errors;
         SteadyTime::time_point deadline;
         {
           std::lock_guard lock(deadline_m);
           deadline = settle_deadline;
         }
-        if (!connection || SteadyTime::now() > deadline) {
-          log(LogLevel::error, "executor", what + " failed",
-              {field("queue", queue_name), field("error", e.what())});
+        if (other_errors >= kOtherTries || SteadyTime::now() > deadline) {
+          log(LogLevel::error, "executor", what + " failed; giving up",
+              {field("queue", queue_name), field("error", e.what()), field("tries", other_errors)});
           return false;
         }
         log(LogLevel::warn, "executor", what + " failed; retrying",
@@ -428,6 +433,18 @@ struct Executor::Impl {
         std::this_thread::sleep_for(backoff);
         backoff = std::min(backoff * 2, milliseconds(5000));
       }
+    }
+  }
+
+  // Settles that could not be written at all: their jobs stay active until expiry.
+  void settles_given_up(const std::string& queue_name, const std::vector<queue::Settle>& list,
+                        std::string_view what) {
+    settles_lost += list.size();
+    count(queue_name, "settle_lost", list.size());
+    for (const auto& s : list) {
+      log(LogLevel::error, "executor",
+          fmt::format("{} could not be written; the job stays active until it expires", what),
+          {field("queue", queue_name), field("job_id", s.id)});
     }
   }
 
@@ -472,6 +489,13 @@ struct Executor::Impl {
         completed += done.size();
         count(loop.name, "completed", done.size());
         report_lost(loop.name, completes, done, "complete");
+      } else {
+        // The completion cannot be written (its output refused, say): fail the attempt
+        // retryably rather than leave it active for a second run after expiry.
+        for (auto& c : completes)
+          c.output = queue::error_output("Error", "completion could not be written",
+                                         "Error: completion could not be written");
+        fails.insert(fails.end(), completes.begin(), completes.end());
       }
     }
     for (const bool terminal : {false, true}) {
@@ -482,6 +506,8 @@ struct Executor::Impl {
         (terminal ? dead : failed) += done.size();
         count(loop.name, terminal ? "dead" : "failed", done.size());
         report_lost(loop.name, list, done, "fail");
+      } else {
+        settles_given_up(loop.name, list, "fail");
       }
     }
   }
@@ -502,7 +528,10 @@ struct Executor::Impl {
         input_error = dynamic_cast<const InputError*>(&e) != nullptr;
       }
     });
-    if (!ran) return;
+    if (!ran) {
+      settles_given_up(loop.name, {o.settle}, "complete with children");
+      return;
+    }
     if (!error.empty()) {
       log(LogLevel::warn, "executor", "child jobs could not be sent; failing the job",
           {field("queue", loop.name), field("job_id", o.settle.id), field("error", error)});
@@ -513,6 +542,8 @@ struct Executor::Impl {
         (input_error ? dead : failed) += done.size();
         count(loop.name, input_error ? "dead" : "failed", done.size());
         report_lost(loop.name, {s}, done, "fail");
+      } else {
+        settles_given_up(loop.name, {s}, "fail");
       }
       return;
     }
@@ -680,6 +711,11 @@ void Executor::start() {
   }
   s.monitor = std::thread([&s] { s.monitor_loop(); });
   if (s.opt.sweep_interval.count() > 0) s.sweeper = std::thread([&s] { s.sweep_loop(); });
+  if (!s.opt.listen && !s.loops.empty()) {
+    // Said once: without LISTEN every job waits for the next poll.
+    log(LogLevel::info, "executor", "no LISTEN: finding jobs by polling",
+        {field("poll_interval_ms", s.opt.poll_interval.count())});
+  }
   if (s.opt.listen) {
     const std::string url =
         s.opt.listen_url.empty() ? s.client.pool().config().url : s.opt.listen_url;
@@ -798,7 +834,7 @@ bool Executor::join(milliseconds grace) {
 ExecutorStats Executor::stats() const {
   if (!impl_) return {};
   const Impl& s = *impl_;
-  return {s.fetched, s.completed, s.failed, s.dead, s.lost, s.expired, s.swept};
+  return {s.fetched, s.completed, s.failed, s.dead, s.lost, s.expired, s.swept, s.settles_lost};
 }
 
 }  // namespace yw::worker

@@ -6,6 +6,7 @@
 #include "cli/cli.hpp"
 #include "yw/common/error.hpp"
 #include "yw/common/log.hpp"
+#include "yw/common/readiness.hpp"
 #include "yw/kernels/device.hpp"
 #include "yw/queue/client.hpp"
 #include "yw/queue/pool.hpp"
@@ -28,7 +29,8 @@ const std::vector<std::string>& default_queues() {
 }
 
 // GET /metrics, /healthz and /readyz (design.md §6). Readiness: the database answers with the
-// supported schema version, the device is still usable, and the worker is not shutting down.
+// supported schema version, the device is still usable, the worker is not shutting down, and no
+// named reason of yw::Readiness is set.
 std::unique_ptr<HttpServer> start_ops_listener(const WorkerConfig& config,
                                                queue::PgBossClient& client,
                                                const queue::ConnectionPool& pool,
@@ -49,6 +51,10 @@ std::unique_ptr<HttpServer> start_ops_listener(const WorkerConfig& config,
     if (device.is_cuda() && cuda_inventory().count <= device.index) {
       problems += fmt::format("device: {} is no longer usable\n", device.to_string());
     }
+    // Named reasons set by the parts of the worker while their trouble lasts (storage's
+    // configuration, the connection pool, ...): each one line.
+    for (const auto& [name, reason] : Readiness::global().reasons())
+      problems += fmt::format("{}: {}\n", name, reason);
     if (problems.empty()) return HttpResponse{200, "text/plain; charset=utf-8", "ready\n"};
     return HttpResponse{503, "text/plain; charset=utf-8", problems};
   };
@@ -106,14 +112,27 @@ int run_worker(const WorkerConfig& config) {
                     inventory.reason));
   }
 
+  // Behind a transaction-mode pooler (Supabase's port 6543) server connections change between
+  // transactions: named prepared statements and LISTEN cannot be kept there (real-world.md §3),
+  // so the worker sends statements unnamed and polls.
+  queue::PoolerMode pooler = config.db_pool_mode == "transaction" ? queue::PoolerMode::transaction
+                                                                  : queue::PoolerMode::session;
   // Per served queue a fetch and a settle connection, plus the monitor, the sweeper and the
   // start-up checks; LISTEN has its own connection outside the pool.
-  queue::ConnectionPool pool(
-      {.url = config.database_url->original, .max_size = 2 * static_cast<int>(queues.size()) + 3});
-  queue::PgBossClient client(pool, config.pgboss_schema);
+  const int pool_size = 2 * static_cast<int>(queues.size()) + 3;
+  std::unique_ptr<queue::ConnectionPool> pool_holder;
+  std::unique_ptr<queue::PgBossClient> client_holder;
   int version = 0;
   try {
-    version = client.check_version();
+    if (config.db_pool_mode == "auto")
+      pooler = queue::probe_pooler_mode(config.database_url->original);
+    pool_holder = std::make_unique<queue::ConnectionPool>(
+        queue::PoolConfig{.url = config.database_url->original,
+                          .max_size = pool_size,
+                          .named_statements = pooler == queue::PoolerMode::session,
+                          .name = fmt::format("worker's pool ({} connections)", pool_size)});
+    client_holder = std::make_unique<queue::PgBossClient>(*pool_holder, config.pgboss_schema);
+    version = client_holder->check_version();
   } catch (const ConfigError&) {
     throw;
   } catch (const std::exception& e) {
@@ -121,6 +140,8 @@ int run_worker(const WorkerConfig& config) {
     throw Error(fmt::format("database: cannot connect to {}: {}", config.database_url->masked(),
                             mask_secrets(e.what())));
   }
+  queue::ConnectionPool& pool = *pool_holder;
+  queue::PgBossClient& client = *client_holder;
 
   // Before any thread starts (handlers, executor): every thread inherits the blocked signals.
   ShutdownController shutdown(SteadyClock::instance(),
@@ -146,6 +167,14 @@ int run_worker(const WorkerConfig& config) {
   ExecutorOptions options = ExecutorOptions::from_config(config);
   options.queues = served;
   options.device = device;
+  if (pooler == queue::PoolerMode::transaction) {
+    options.listen = false;
+    log(LogLevel::warn, "worker",
+        fmt::format("DATABASE_URL is a transaction-mode pooler: statements are sent unnamed and "
+                    "NOTIFY cannot be received; for wake-ups within milliseconds use the pooler's "
+                    "session-mode port (5432 on Supabase's pooler) or a direct connection"),
+        {field("database", config.database_url->masked())});
+  }
   Executor executor(client, registry, options);
   if (!served.empty()) executor.start();
   const auto ops = start_ops_listener(config, client, pool, shutdown, device, served);
@@ -175,7 +204,8 @@ int run_worker(const WorkerConfig& config) {
   const ExecutorStats stats = executor.stats();
   log(LogLevel::info, "worker", "executor stopped",
       {field("completed", stats.completed), field("failed", stats.failed),
-       field("dead", stats.dead), field("lost_claims", stats.lost_claims)});
+       field("dead", stats.dead), field("lost_claims", stats.lost_claims),
+       field("settles_lost", stats.settles_lost)});
   log(LogLevel::info, "worker", "stopped cleanly");
   return kExitOk;
 }

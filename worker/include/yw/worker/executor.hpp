@@ -13,7 +13,9 @@
 // retryably, with pg-boss's {name, message, stack} error. A job whose handler runs past
 // expire_seconds is failed ("handler execution exceeded Ns") and its ctx.stop is requested; jobs
 // with heartbeat_seconds are touched every heartbeat_seconds / 2 and a lost claim requests stop.
-// A settle that changes nothing (claim lost) is logged and counted, never thrown.
+// A settle that changes nothing (claim lost) is logged and counted, never thrown. A settle that
+// fails is retried (connection losses until the shutdown deadline, other errors five times); a
+// completion that still cannot be written fails the attempt retryably instead.
 //
 // Thread-safety: start/stop/fail_back_running/join from one controlling thread; in_flight() and
 // stats() from anywhere.
@@ -73,6 +75,9 @@ struct ExecutorStats {
   std::uint64_t lost_claims = 0;  // settles or touches that found the claim gone
   std::uint64_t expired = 0;      // jobs failed by the in-process expiry
   std::uint64_t swept = 0;        // jobs failed by the expiry sweep (any worker's)
+  // Completions and fails that could not be written at all (retries exhausted or the shutdown
+  // deadline passed): their jobs stay active until expiry and then run again.
+  std::uint64_t settles_lost = 0;
 };
 
 class Executor {
