@@ -6,6 +6,8 @@
 #include <fmt/format.h>
 
 #include "yw/common/error.hpp"
+#include "yw/common/log.hpp"
+#include "yw/common/readiness.hpp"
 
 namespace yw::queue {
 
@@ -42,7 +44,13 @@ PooledConnection ConnectionPool::acquire() {
     while (!idle_.empty()) {
       auto conn = std::move(idle_.back());
       idle_.pop_back();
-      if (conn->is_open()) return PooledConnection(this, std::move(conn));
+      if (conn->is_open()) {
+        if (starved_) {
+          starved_ = false;
+          Readiness::global().clear(kReadinessPool);
+        }
+        return PooledConnection(this, std::move(conn));
+      }
       --open_;
       ++lost_;
     }
@@ -52,10 +60,16 @@ PooledConnection ConnectionPool::acquire() {
       lock.unlock();
       try {
         auto conn = std::make_unique<pqxx::connection>(config_.url);
-        if (is_reconnect) {
+        {
           std::lock_guard relock(mutex_);
-          ++reconnects_;
-          lost_ = lost_ > 0 ? lost_ - 1 : 0;
+          if (is_reconnect) {
+            ++reconnects_;
+            lost_ = lost_ > 0 ? lost_ - 1 : 0;
+          }
+          if (starved_) {
+            starved_ = false;
+            Readiness::global().clear(kReadinessPool);
+          }
         }
         return PooledConnection(this, std::move(conn));
       } catch (...) {
@@ -66,6 +80,14 @@ PooledConnection ConnectionPool::acquire() {
       }
     }
     if (cv_.wait_until(lock, deadline) == std::cv_status::timeout) {
+      // Readiness says so until a lease is had again; the log names the pool once per episode.
+      const std::string reason = fmt::format("no connection of the {} free within {} ms",
+                                             config_.name, config_.acquire_timeout.count());
+      if (!starved_) {
+        starved_ = true;
+        log(LogLevel::warn, "queue", reason, {field("open", open_)});
+      }
+      Readiness::global().set(kReadinessPool, reason);
       YW_THROW("database: no connection of the {} free within {} ms (pool size {})", config_.name,
                config_.acquire_timeout.count(), config_.max_size);
     }

@@ -47,6 +47,7 @@ struct QueueLoop {
   int concurrency = 1;
   std::optional<queue::GroupConcurrency> groups;  // pg-boss groupConcurrency of every fetch
   const HandlerFn* handler = nullptr;
+  int max_batch = 100;  // most jobs one fetch claims
   std::mutex m;
   std::condition_variable fetch_cv;
   std::condition_variable work_cv;
@@ -57,6 +58,7 @@ struct QueueLoop {
   int unsettled = 0;  // outcomes not yet written back
   bool wake = false;
   int workers_alive = 0;
+  int loops_alive = 0;  // fetch and settle threads still in their loops
   // Worker threads parked on work_cv, and whether one of them has been signalled and not yet
   // run. At most one wake is in flight: a woken worker takes a job and passes the wake on while
   // jobs are left, so threads join at the rate the queue needs instead of one futex round trip
@@ -98,7 +100,17 @@ ExecutorOptions ExecutorOptions::from_config(const WorkerConfig& config) {
   ExecutorOptions o;
   o.queues = config.queues;
   o.concurrency = config.concurrency;
-  o.queue_concurrency = config.queue_concurrency;
+  // Cheap queues (no audio: a record's handler only reads its data and names its children) are
+  // not limited by WORKER_CONCURRENCY, which sizes the audio queues: they claim and run up to
+  // kCheapQueueConcurrency at once, 1,000 per fetch (the claim size that costs the database
+  // least per job, scripts/bench/queue.sh). Handler threads start only as jobs wait, so a no-op
+  // drain runs on a few. YW_QUEUE_CONCURRENCY still overrides.
+  for (const auto& q : kCheapQueues) {
+    o.queue_concurrency[q] = kCheapQueueConcurrency;
+    o.queue_max_batch[q] = kCheapQueueConcurrency;
+  }
+  for (const auto& [q, n] : config.queue_concurrency)
+    o.queue_concurrency[q] = n;
   o.group_concurrency = config.group_concurrency;
   o.config = &config;
   return o;
@@ -115,6 +127,7 @@ struct Executor::Impl {
   std::vector<std::string> sweep_queues;  // worked queues and their dead-letter queues
 
   std::atomic<bool> fetching{true};
+  std::atomic<bool> fetch_stop{false};  // !fetching, for interruptible_sleep
   std::atomic<bool> workers_stop{false};
   std::atomic<bool> settlers_stop{false};
   std::atomic<bool> background_stop{false};
@@ -224,7 +237,7 @@ struct Executor::Impl {
         std::unique_lock lock(loop.m);
         loop.fetch_cv.wait(lock, [&] { return !fetching || loop.busy < loop.concurrency; });
         if (!fetching) break;
-        want = std::min(loop.concurrency - loop.busy, opt.max_batch);
+        want = std::min(loop.concurrency - loop.busy, loop.max_batch);
         // Reserved before the statement runs, so parallel fetch loops never overshoot.
         loop.busy += want;
         loop.wake = false;
@@ -262,7 +275,7 @@ struct Executor::Impl {
         log(LogLevel::warn, "executor", "fetch failed; retrying",
             {field("queue", loop.name), field("error", e.what()),
              field("backoff_ms", backoff.count())});
-        interruptible_sleep(background_stop, backoff);
+        interruptible_sleep(fetch_stop, backoff);
         backoff = std::min(backoff * 2, milliseconds(5000));
         continue;
       }
@@ -698,16 +711,30 @@ void Executor::start() {
         std::max(1, it != s.opt.queue_concurrency.end() ? it->second : s.opt.concurrency);
     if (auto g = s.opt.group_concurrency.find(q); g != s.opt.group_concurrency.end())
       loop->groups = g->second;
+    auto b = s.opt.queue_max_batch.find(q);
+    loop->max_batch = std::max(1, b != s.opt.queue_max_batch.end() ? b->second : s.opt.max_batch);
     s.loops.push_back(std::move(loop));
     s.sweep_queues.push_back(q);
     s.sweep_queues.push_back(dead);
   }
   for (auto& l : s.loops) {
     QueueLoop& loop = *l;
+    // Each fetch and settle thread says when it leaves its loop, so join() can wait for them with
+    // a deadline: one blocked in a statement (a starved pooler queues it for minutes) must not
+    // hold the process past its shutdown timeout.
+    const auto counted = [&loop](auto body) {
+      return [&loop, body] {
+        body();
+        std::lock_guard lock(loop.m);
+        --loop.loops_alive;
+        loop.work_cv.notify_all();
+      };
+    };
+    loop.loops_alive = std::max(1, s.opt.settlers) + std::max(1, s.opt.fetchers);
     for (int i = 0; i < std::max(1, s.opt.settlers); ++i)
-      loop.settlers.emplace_back([&s, &loop] { s.settle_loop(loop); });
+      loop.settlers.emplace_back(counted([&s, &loop] { s.settle_loop(loop); }));
     for (int i = 0; i < std::max(1, s.opt.fetchers); ++i)
-      loop.fetchers.emplace_back([&s, &loop] { s.fetch_loop(loop); });
+      loop.fetchers.emplace_back(counted([&s, &loop] { s.fetch_loop(loop); }));
   }
   s.monitor = std::thread([&s] { s.monitor_loop(); });
   if (s.opt.sweep_interval.count() > 0) s.sweeper = std::thread([&s] { s.sweep_loop(); });
@@ -727,6 +754,7 @@ void Executor::start() {
 void Executor::stop_fetching() {
   Impl& s = *impl_;
   s.fetching = false;
+  s.fetch_stop = true;
   for (auto& l : s.loops) {
     std::lock_guard lock(l->m);
     l->fetch_cv.notify_all();
@@ -783,15 +811,23 @@ int Executor::fail_back_running() {
 bool Executor::join(milliseconds grace) {
   Impl& s = *impl_;
   stop_fetching();
-  for (auto& l : s.loops)
-    for (auto& f : l->fetchers)
-      if (f.joinable()) f.join();
-  s.workers_stop = true;
   bool all_returned = true;
-  // Idle workers leave as soon as they see workers_stop, but not within zero time: without this
-  // floor a join(0) (the destructor's) found them still alive, abandoned every thread and leaked
-  // Impl while the threads still referred to the caller's client.
+  // Idle threads leave as soon as they see the stop flags, but not within zero time: without
+  // this floor a join(0) (the destructor's) found them still alive, abandoned every thread and
+  // leaked Impl while the threads still referred to the caller's client.
   const auto until = SteadyTime::now() + std::max(grace, milliseconds(2000));
+  const int settlers_per_loop = std::max(1, s.opt.settlers);
+  for (auto& l : s.loops) {
+    // Fetch loops leave at once unless a statement holds them; then they are abandoned.
+    std::unique_lock lock(l->m);
+    if (!l->work_cv.wait_until(lock, until, [&] { return l->loops_alive <= settlers_per_loop; })) {
+      all_returned = false;
+      log(LogLevel::warn, "executor",
+          "a fetch is still waiting for the database; not waiting for it",
+          {field("queue", l->name)});
+    }
+  }
+  s.workers_stop = true;
   for (auto& l : s.loops) {
     std::unique_lock lock(l->m);
     l->work_cv.notify_all();
@@ -803,30 +839,35 @@ bool Executor::join(milliseconds grace) {
     s.settle_deadline = SteadyTime::now() + std::chrono::seconds(10);
   }
   s.settlers_stop = true;
+  // Pending settles get the settle deadline (10 s) to be written; a settle thread blocked in a
+  // statement past it is abandoned too.
+  const auto settle_until = SteadyTime::now() + std::chrono::seconds(11);
   for (auto& l : s.loops) {
-    {
-      std::lock_guard lock(l->m);
-      l->settle_cv.notify_all();
-    }
-    for (auto& t : l->settlers)
-      if (t.joinable()) t.join();
+    std::unique_lock lock(l->m);
+    l->settle_cv.notify_all();
+    if (!l->work_cv.wait_until(lock, settle_until, [&] { return l->loops_alive == 0; }))
+      all_returned = false;
   }
   s.background_stop = true;
   if (s.monitor.joinable()) s.monitor.join();
   if (s.sweeper.joinable()) s.sweeper.join();
   s.listener.reset();
   if (all_returned) {
-    for (auto& l : s.loops)
-      for (auto& w : l->workers)
-        if (w.joinable()) w.join();
+    for (auto& l : s.loops) {
+      for (auto* group : {&l->fetchers, &l->settlers, &l->workers})
+        for (auto& t : *group)
+          if (t.joinable()) t.join();
+    }
     return true;
   }
   // Handlers that ignore ctx.stop keep their threads; they hold pointers into Impl, so it is kept
   // alive (leaked) until the process exits.
-  log(LogLevel::warn, "executor", "handlers still running at exit; abandoning their threads");
-  for (auto& l : s.loops)
-    for (auto& w : l->workers)
-      if (w.joinable()) w.detach();
+  log(LogLevel::warn, "executor", "threads still busy at exit; abandoning them");
+  for (auto& l : s.loops) {
+    for (auto* group : {&l->fetchers, &l->settlers, &l->workers})
+      for (auto& t : *group)
+        if (t.joinable()) t.detach();
+  }
   (void)impl_.release();
   return false;
 }

@@ -200,7 +200,11 @@ int run_worker(const WorkerConfig& config) {
     shutdown.wait_until(std::chrono::steady_clock::now() + std::chrono::milliseconds(100));
   }
   // Failed-back handlers were asked to stop; give them a moment, then leave without them.
-  executor.join(std::chrono::seconds(2));
+  if (!executor.join(std::chrono::seconds(2))) {
+    // Abandoned threads still use the client and its pool: keep both alive until exit.
+    static_cast<void>(client_holder.release());
+    static_cast<void>(pool_holder.release());
+  }
   const ExecutorStats stats = executor.stats();
   log(LogLevel::info, "worker", "executor stopped",
       {field("completed", stats.completed), field("failed", stats.failed),

@@ -7,6 +7,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <pqxx/pqxx>
@@ -64,6 +65,9 @@ class PooledConnection {
   bool broken_ = false;
 };
 
+// The readiness reason a pool sets while no connection can be had (yw/common/readiness.hpp).
+inline constexpr std::string_view kReadinessPool = "database.pool";
+
 class ConnectionPool {
  public:
   explicit ConnectionPool(PoolConfig config);
@@ -91,6 +95,7 @@ class ConnectionPool {
   int open_ = 0;
   std::uint64_t lost_ = 0;
   std::uint64_t reconnects_ = 0;
+  bool starved_ = false;  // the last acquire timed out
 };
 
 }  // namespace yw::queue

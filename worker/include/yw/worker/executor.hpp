@@ -34,13 +34,18 @@
 
 namespace yw::worker {
 
+// Queues whose handlers do no audio work, and how many of their jobs run at once by default.
+inline const std::vector<std::string> kCheapQueues = {"process_new_record"};
+inline constexpr int kCheapQueueConcurrency = 1000;
+
 struct ExecutorOptions {
   std::vector<std::string> queues;               // empty: every queue in the registry
   int concurrency = 4;                           // jobs in flight per queue (WORKER_CONCURRENCY)
   std::map<std::string, int> queue_concurrency;  // per-queue overrides
   // pg-boss groupConcurrency per queue, passed to every fetch of that queue (§4.4).
   std::map<std::string, queue::GroupConcurrency> group_concurrency;
-  int max_batch = 100;  // most jobs claimed by one fetch
+  int max_batch = 100;                         // most jobs claimed by one fetch
+  std::map<std::string, int> queue_max_batch;  // per-queue overrides
   // Fetch and settle loops per queue, each on its own pooled connection: more overlap database
   // round trips (the pool needs fetchers + settlers connections per queue, plus 2).
   int fetchers = 1;
@@ -63,7 +68,8 @@ struct ExecutorOptions {
   const WorkerConfig* config = nullptr;  // handed to handlers
   Device device;
 
-  // concurrency, queue_concurrency, group_concurrency, queues from a WorkerConfig.
+  // concurrency, queue_concurrency (kCheapQueues at kCheapQueueConcurrency unless configured),
+  // queue_max_batch, group_concurrency, queues from a WorkerConfig.
   static ExecutorOptions from_config(const WorkerConfig& config);
 };
 
