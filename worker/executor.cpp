@@ -127,7 +127,8 @@ struct Executor::Impl {
   std::vector<std::string> sweep_queues;  // worked queues and their dead-letter queues
 
   std::atomic<bool> fetching{true};
-  std::atomic<bool> fetch_stop{false};  // !fetching, for interruptible_sleep
+  std::atomic<bool> fetch_stop{false};   // !fetching, for interruptible_sleep
+  std::atomic<int> background_alive{0};  // the monitor and the sweeper while in their loops
   std::atomic<bool> workers_stop{false};
   std::atomic<bool> settlers_stop{false};
   std::atomic<bool> background_stop{false};
@@ -736,8 +737,18 @@ void Executor::start() {
     for (int i = 0; i < std::max(1, s.opt.fetchers); ++i)
       loop.fetchers.emplace_back(counted([&s, &loop] { s.fetch_loop(loop); }));
   }
-  s.monitor = std::thread([&s] { s.monitor_loop(); });
-  if (s.opt.sweep_interval.count() > 0) s.sweeper = std::thread([&s] { s.sweep_loop(); });
+  ++s.background_alive;
+  s.monitor = std::thread([&s] {
+    s.monitor_loop();
+    --s.background_alive;
+  });
+  if (s.opt.sweep_interval.count() > 0) {
+    ++s.background_alive;
+    s.sweeper = std::thread([&s] {
+      s.sweep_loop();
+      --s.background_alive;
+    });
+  }
   if (!s.opt.listen && !s.loops.empty()) {
     // Said once: without LISTEN every job waits for the next poll.
     log(LogLevel::info, "executor", "no LISTEN: finding jobs by polling",
@@ -849,6 +860,15 @@ bool Executor::join(milliseconds grace) {
       all_returned = false;
   }
   s.background_stop = true;
+  // The monitor and the sweeper may be inside a statement too: bounded like the loops.
+  const auto background_until = SteadyTime::now() + std::chrono::seconds(2);
+  while (s.background_alive > 0 && SteadyTime::now() < background_until)
+    std::this_thread::sleep_for(milliseconds(10));
+  if (s.background_alive > 0) {
+    all_returned = false;
+    if (s.monitor.joinable()) s.monitor.detach();
+    if (s.sweeper.joinable()) s.sweeper.detach();
+  }
   if (s.monitor.joinable()) s.monitor.join();
   if (s.sweeper.joinable()) s.sweeper.join();
   s.listener.reset();

@@ -56,7 +56,7 @@ std::pair<std::string, std::string> server_of(const std::string& url) {
 // refuses root, as initdb does).
 class Pgbouncer {
  public:
-  explicit Pgbouncer(const std::string& mode) : port_(free_port()) {
+  explicit Pgbouncer(const std::string& mode, int pool_size = 20) : port_(free_port()) {
     dir_ = make_temp_dir("yw-pgbouncer");
     ::chmod(dir_.c_str(), 0755);
     const auto [host, port] = server_of(test_database_url());
@@ -69,8 +69,8 @@ class Pgbouncer {
         << db << " = host=" << host << " port=" << port << " dbname=" << db << "\n"
         << "[pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = " << port_
         << "\nunix_socket_dir =\nauth_type = trust\nauth_file = " << dir_
-        << "/users.txt\npool_mode = " << mode
-        << "\ndefault_pool_size = 20\nmax_client_conn = 200\n"
+        << "/users.txt\npool_mode = " << mode << "\ndefault_pool_size = " << pool_size
+        << "\nmax_client_conn = 200\n"
            "ignore_startup_parameters = extra_float_digits,options\n";
     ::chmod((dir_ + "/users.txt").c_str(), 0644);
     ::chmod((dir_ + "/pgbouncer.ini").c_str(), 0644);
@@ -196,6 +196,39 @@ TEST_F(PgbouncerTest, SessionModeDrainsEveryJobExactlyOnceAcrossAPoolerRestart) 
 
 TEST_F(PgbouncerTest, TransactionModeDrainsEveryJobExactlyOnceAcrossAPoolerRestart) {
   drain_through("transaction");
+}
+
+// real-world.md §3: with a small session pool a second worker starved (it never logged
+// "started") and ignored SIGTERM for 20 s. Here the test itself holds all 3 server connections of
+// a session pool, so the worker's start-up statements wait in pgbouncer's queue; SIGTERM must
+// still end it, cleanly, within its shutdown timeout.
+TEST_F(PgbouncerTest, AStarvedWorkerStillStopsWithinItsShutdownTimeout) {
+  PgBossSchema schema;
+  Pgbouncer bouncer("session", 3);
+  if (::testing::Test::HasFatalFailure()) return;
+  std::vector<std::unique_ptr<pqxx::connection>> holders;
+  for (int i = 0; i < 3; ++i) {
+    holders.push_back(std::make_unique<pqxx::connection>(bouncer.url()));
+    pqxx::nontransaction(*holders.back()).exec("SELECT 1");  // takes a server connection
+  }
+  ProcessOptions opts;
+  opts.cwd = make_temp_dir("yw-pgbouncer-starve");
+  opts.env = {{"DATABASE_URL", bouncer.url()},
+              {"PGBOSS_SCHEMA", schema.name()},
+              {"YW_DEVICE", "cpu"},
+              {"YW_METRICS_ADDR", "off"},
+              {"YW_SHUTDOWN_TIMEOUT_S", "2"}};
+  opts.unset_env = {"NODE_ENV", "YW_QUEUES", "YW_DB_POOL_MODE"};
+  BackgroundProcess worker({worker_binary(), "run"}, opts);
+  std::this_thread::sleep_for(3s);
+  EXPECT_EQ(count_of(worker.err_so_far(), "started"), 0) << "not starved: " << worker.err_so_far();
+  const auto t0 = std::chrono::steady_clock::now();
+  worker.signal(SIGTERM);
+  const ProcessResult r = worker.wait(60s);
+  const auto took = std::chrono::steady_clock::now() - t0;
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_LT(took, 3s) << r.err;
+  EXPECT_NE(r.err.find("before the database answered"), std::string::npos) << r.err;
 }
 
 TEST_F(PgbouncerTest, ProbeTellsTransactionModeFromSessionMode) {

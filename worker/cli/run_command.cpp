@@ -1,5 +1,9 @@
 // `yesod-worker run`: the long-running worker.
 #include <chrono>
+#include <exception>
+#include <memory>
+#include <mutex>
+#include <thread>
 
 #include <pqxx/pqxx>
 
@@ -120,34 +124,75 @@ int run_worker(const WorkerConfig& config) {
   // Per served queue a fetch and a settle connection, plus the monitor, the sweeper and the
   // start-up checks; LISTEN has its own connection outside the pool.
   const int pool_size = 2 * static_cast<int>(queues.size()) + 3;
-  std::unique_ptr<queue::ConnectionPool> pool_holder;
-  std::unique_ptr<queue::PgBossClient> client_holder;
-  int version = 0;
-  try {
-    if (config.db_pool_mode == "auto")
-      pooler = queue::probe_pooler_mode(config.database_url->original);
-    pool_holder = std::make_unique<queue::ConnectionPool>(
-        queue::PoolConfig{.url = config.database_url->original,
-                          .max_size = pool_size,
-                          .named_statements = pooler == queue::PoolerMode::session,
-                          .name = fmt::format("worker's pool ({} connections)", pool_size)});
-    client_holder = std::make_unique<queue::PgBossClient>(*pool_holder, config.pgboss_schema);
-    version = client_holder->check_version();
-  } catch (const ConfigError&) {
-    throw;
-  } catch (const std::exception& e) {
-    if (!queue::is_connection_error(e)) throw;
-    throw Error(fmt::format("database: cannot connect to {}: {}", config.database_url->masked(),
-                            mask_secrets(e.what())));
-  }
-  queue::ConnectionPool& pool = *pool_holder;
-  queue::PgBossClient& client = *client_holder;
 
   // Before any thread starts (handlers, executor): every thread inherits the blocked signals.
   ShutdownController shutdown(SteadyClock::instance(),
                               std::chrono::duration_cast<Clock::duration>(
                                   std::chrono::duration<double>(config.shutdown_timeout_s)));
   SignalWatcher signals(shutdown);
+
+  // The start-up checks run on their own thread so SIGTERM is honoured while they wait: behind a
+  // starved pooler a statement waits in the pooler's queue for minutes (real-world.md §3).
+  struct Startup {
+    std::mutex m;
+    bool done = false;
+    std::exception_ptr error;
+    queue::PoolerMode pooler = queue::PoolerMode::session;
+    std::unique_ptr<queue::ConnectionPool> pool;
+    std::unique_ptr<queue::PgBossClient> client;
+    int version = 0;
+  };
+  auto startup = std::make_shared<Startup>();
+  startup->pooler = pooler;
+  // Copies, not references: on an early exit the thread outlives this function's locals.
+  std::thread([startup, pool_size, url = config.database_url->original, mode = config.db_pool_mode,
+               schema = config.pgboss_schema] {
+    try {
+      if (mode == "auto") startup->pooler = queue::probe_pooler_mode(url);
+      startup->pool = std::make_unique<queue::ConnectionPool>(
+          queue::PoolConfig{.url = url,
+                            .max_size = pool_size,
+                            .named_statements = startup->pooler == queue::PoolerMode::session,
+                            .name = fmt::format("worker's pool ({} connections)", pool_size)});
+      startup->client = std::make_unique<queue::PgBossClient>(*startup->pool, schema);
+      startup->version = startup->client->check_version();
+    } catch (...) {
+      startup->error = std::current_exception();
+    }
+    std::lock_guard lock(startup->m);
+    startup->done = true;
+  }).detach();
+  while (true) {
+    {
+      std::lock_guard lock(startup->m);
+      if (startup->done) break;
+    }
+    if (!shutdown.fetching_allowed()) {
+      // The thread keeps `startup` alive and uses only its own copies.
+      log(LogLevel::warn, "worker",
+          "shutdown requested before the database answered the start-up checks; exiting",
+          {field("database", config.database_url->masked())});
+      return kExitOk;
+    }
+    shutdown.wait_until(std::chrono::steady_clock::now() + std::chrono::milliseconds(100));
+  }
+  if (startup->error) {
+    try {
+      std::rethrow_exception(startup->error);
+    } catch (const ConfigError&) {
+      throw;
+    } catch (const std::exception& e) {
+      if (!queue::is_connection_error(e)) throw;
+      throw Error(fmt::format("database: cannot connect to {}: {}", config.database_url->masked(),
+                              mask_secrets(e.what())));
+    }
+  }
+  pooler = startup->pooler;
+  const int version = startup->version;
+  std::unique_ptr<queue::ConnectionPool>& pool_holder = startup->pool;
+  std::unique_ptr<queue::PgBossClient>& client_holder = startup->client;
+  queue::ConnectionPool& pool = *pool_holder;
+  queue::PgBossClient& client = *client_holder;
 
   // Queues whose handler has not landed in this build are named and skipped, not fatal.
   HandlerRegistry registry;
