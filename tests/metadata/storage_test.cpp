@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 
 #include "metadata/loopback_http.hpp"
+#include "storage/storage_test_files.hpp"
 #include "support/process.hpp"
 #include "yw/common/error.hpp"
 #include "yw/worker/storage.hpp"
@@ -22,23 +23,9 @@ using yw::worker::WorkerConfig;
 
 namespace {
 
-std::string read_all(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-
-void write_file(const fs::path& p, const std::string& bytes) {
-  std::ofstream out(p, std::ios::binary);
-  out << bytes;
-}
-
-// Fake "audio" bytes: a RIFF header start is enough, storage never decodes.
-std::string some_audio(size_t n) {
-  std::string s = "RIFF\x24\x00\x00\x00WAVEfmt ";
-  while (s.size() < n)
-    s.push_back(static_cast<char>(s.size() * 7 % 251));
-  return s;
-}
+using yw::test::read_all;
+using yw::test::some_audio;
+using yw::test::write_file;
 
 class StorageTest : public ::testing::Test {
  protected:

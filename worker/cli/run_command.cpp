@@ -176,17 +176,7 @@ int run_worker(const WorkerConfig& config) {
     }
     shutdown.wait_until(std::chrono::steady_clock::now() + std::chrono::milliseconds(100));
   }
-  if (startup->error) {
-    try {
-      std::rethrow_exception(startup->error);
-    } catch (const ConfigError&) {
-      throw;
-    } catch (const std::exception& e) {
-      if (!queue::is_connection_error(e)) throw;
-      throw Error(fmt::format("database: cannot connect to {}: {}", config.database_url->masked(),
-                              mask_secrets(e.what())));
-    }
-  }
+  if (startup->error) rethrow_database_error(startup->error, config);
   pooler = startup->pooler;
   const int version = startup->version;
   std::unique_ptr<queue::ConnectionPool>& pool_holder = startup->pool;
