@@ -33,18 +33,6 @@ using nlohmann::json;
 
 constexpr const char* kPgbouncer = "/usr/sbin/pgbouncer";
 
-int free_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(fd);
-  return ntohs(a.sin_port);
-}
-
 // host and port of TEST_DATABASE_URL (postgresql://user@host:port/db).
 std::pair<std::string, std::string> server_of(const std::string& url) {
   pqxx::connection c(url);
@@ -56,7 +44,7 @@ std::pair<std::string, std::string> server_of(const std::string& url) {
 // refuses root, as initdb does).
 class Pgbouncer {
  public:
-  explicit Pgbouncer(const std::string& mode, int pool_size = 20) : port_(free_port()) {
+  explicit Pgbouncer(const std::string& mode, int pool_size = 20) : port_(free_loopback_port()) {
     dir_ = make_temp_dir("yw-pgbouncer");
     ::chmod(dir_.c_str(), 0755);
     const auto [host, port] = server_of(test_database_url());
