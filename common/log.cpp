@@ -139,4 +139,26 @@ void log(LogLevel level, std::string_view component, std::string_view message,
   (*g_sink)(record);
 }
 
+std::string mask_secrets(std::string_view text) {
+  std::string out(text);
+  // URI userinfo: scheme://user:password@
+  if (const auto sep = out.find("://"); sep != std::string::npos) {
+    const auto at = out.find('@', sep + 3);
+    const auto slash = out.find('/', sep + 3);
+    if (at != std::string::npos && (slash == std::string::npos || at < slash)) {
+      const auto colon = out.find(':', sep + 3);
+      if (colon != std::string::npos && colon < at) out.replace(colon + 1, at - colon - 1, "****");
+    }
+  }
+  // key=value forms: password=..., in conninfo strings and URI queries.
+  for (std::size_t pos = 0; (pos = out.find("password=", pos)) != std::string::npos;) {
+    const std::size_t start = pos + 9;
+    std::size_t end = out.find_first_of(" &", start);
+    if (end == std::string::npos) end = out.size();
+    out.replace(start, end - start, "****");
+    pos = start + 4;
+  }
+  return out;
+}
+
 }  // namespace yw

@@ -1,6 +1,13 @@
 #include "yw/queue/pool.hpp"
 
+#include <chrono>
+#include <random>
+
+#include <fmt/format.h>
+
 #include "yw/common/error.hpp"
+#include "yw/common/log.hpp"
+#include "yw/common/readiness.hpp"
 
 namespace yw::queue {
 
@@ -37,7 +44,13 @@ PooledConnection ConnectionPool::acquire() {
     while (!idle_.empty()) {
       auto conn = std::move(idle_.back());
       idle_.pop_back();
-      if (conn->is_open()) return PooledConnection(this, std::move(conn));
+      if (conn->is_open()) {
+        if (starved_) {
+          starved_ = false;
+          Readiness::global().clear(kReadinessPool);
+        }
+        return PooledConnection(this, std::move(conn));
+      }
       --open_;
       ++lost_;
     }
@@ -47,10 +60,16 @@ PooledConnection ConnectionPool::acquire() {
       lock.unlock();
       try {
         auto conn = std::make_unique<pqxx::connection>(config_.url);
-        if (is_reconnect) {
+        {
           std::lock_guard relock(mutex_);
-          ++reconnects_;
-          lost_ = lost_ > 0 ? lost_ - 1 : 0;
+          if (is_reconnect) {
+            ++reconnects_;
+            lost_ = lost_ > 0 ? lost_ - 1 : 0;
+          }
+          if (starved_) {
+            starved_ = false;
+            Readiness::global().clear(kReadinessPool);
+          }
         }
         return PooledConnection(this, std::move(conn));
       } catch (...) {
@@ -61,7 +80,15 @@ PooledConnection ConnectionPool::acquire() {
       }
     }
     if (cv_.wait_until(lock, deadline) == std::cv_status::timeout) {
-      YW_THROW("database: no connection free within {} ms (pool size {})",
+      // Readiness says so until a lease is had again; the log names the pool once per episode.
+      const std::string reason = fmt::format("no connection of the {} free within {} ms",
+                                             config_.name, config_.acquire_timeout.count());
+      if (!starved_) {
+        starved_ = true;
+        log(LogLevel::warn, "queue", reason, {field("open", open_)});
+      }
+      Readiness::global().set(kReadinessPool, reason);
+      YW_THROW("database: no connection of the {} free within {} ms (pool size {})", config_.name,
                config_.acquire_timeout.count(), config_.max_size);
     }
   }
@@ -77,6 +104,23 @@ void ConnectionPool::give_back(std::unique_ptr<pqxx::connection> conn, bool brok
     idle_.push_back(std::move(conn));
   }
   cv_.notify_one();
+}
+
+PoolerMode probe_pooler_mode(const std::string& url) {
+  std::random_device rd;
+  const std::string token = fmt::format("{:016x}", (std::uint64_t{rd()} << 32) ^ rd());
+  for (int round = 0; round < 3; ++round) {
+    {
+      pqxx::connection first(url);
+      pqxx::nontransaction tx(first);
+      tx.exec_params("SELECT set_config('yw.pooler_probe', $1, false)", token);
+    }
+    pqxx::connection second(url);
+    pqxx::nontransaction tx(second);
+    const auto row = tx.exec1("SELECT current_setting('yw.pooler_probe', true)");
+    if (!row[0].is_null() && row[0].as<std::string>() == token) return PoolerMode::transaction;
+  }
+  return PoolerMode::session;
 }
 
 int ConnectionPool::open_count() const {

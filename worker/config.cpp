@@ -112,6 +112,9 @@ const std::vector<SettingSpec>& setting_specs() {
       {"DATABASE_URL", "database-url", "",
        "PostgreSQL URI holding the pg-boss schema (required by run and send)", true},
       {"PGBOSS_SCHEMA", "schema", "pgboss", "pg-boss schema name"},
+      {"YW_DB_POOL_MODE", "db-pool-mode", "auto",
+       "auto, session or transaction: how DATABASE_URL's server keeps sessions (auto probes; "
+       "transaction: no named statements, no LISTEN)"},
       {"SUPABASE_URL", "supabase-url", "", "Supabase project URL, for supabase:// storage"},
       {"SUPABASE_ANON_KEY", "supabase-anon-key", "",
        "Supabase anon key (storage, when no service role key)", true},
@@ -329,28 +332,6 @@ DatabaseUrl parse_database_url(std::string_view text) {
   return url;
 }
 
-std::string mask_secrets(std::string_view text) {
-  std::string out(text);
-  // URI userinfo: scheme://user:password@
-  if (const auto sep = out.find("://"); sep != std::string::npos) {
-    const auto at = out.find('@', sep + 3);
-    const auto slash = out.find('/', sep + 3);
-    if (at != std::string::npos && (slash == std::string::npos || at < slash)) {
-      const auto colon = out.find(':', sep + 3);
-      if (colon != std::string::npos && colon < at) out.replace(colon + 1, at - colon - 1, "****");
-    }
-  }
-  // key=value forms: password=..., in conninfo strings and URI queries.
-  for (std::size_t pos = 0; (pos = out.find("password=", pos)) != std::string::npos;) {
-    const std::size_t start = pos + 9;
-    std::size_t end = out.find_first_of(" &", start);
-    if (end == std::string::npos) end = out.size();
-    out.replace(start, end - start, "****");
-    pos = start + 4;
-  }
-  return out;
-}
-
 WorkerConfig WorkerConfig::from_settings(const Settings& s) {
   WorkerConfig c;
   if (const auto& url = s.get("DATABASE_URL"); !url.empty())
@@ -406,6 +387,12 @@ WorkerConfig WorkerConfig::from_settings(const Settings& s) {
         c.output_uri));
   }
   c.shutdown_timeout_s = parse_number<double>(s, "YW_SHUTDOWN_TIMEOUT_S", 0.0, 86'400.0);
+  c.db_pool_mode = s.get("YW_DB_POOL_MODE");
+  if (c.db_pool_mode != "auto" && c.db_pool_mode != "session" && c.db_pool_mode != "transaction") {
+    throw ConfigError(fmt::format(
+        "YW_DB_POOL_MODE (--db-pool-mode): expected auto, session or transaction, got '{}'",
+        c.db_pool_mode));
+  }
   c.metrics_addr = s.get("YW_METRICS_ADDR");
   if (c.metrics_addr == "off") c.metrics_addr.clear();
   if (!c.metrics_addr.empty()) {

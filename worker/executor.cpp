@@ -48,6 +48,7 @@ struct QueueLoop {
   int concurrency = 1;
   std::optional<queue::GroupConcurrency> groups;  // pg-boss groupConcurrency of every fetch
   const HandlerFn* handler = nullptr;
+  int max_batch = 100;  // most jobs one fetch claims
   std::mutex m;
   std::condition_variable fetch_cv;
   std::condition_variable work_cv;
@@ -58,6 +59,7 @@ struct QueueLoop {
   int unsettled = 0;  // outcomes not yet written back
   bool wake = false;
   int workers_alive = 0;
+  int loops_alive = 0;  // fetch and settle threads still in their loops
   // Worker threads parked on work_cv, and whether one of them has been signalled and not yet
   // run. At most one wake is in flight: a woken worker takes a job and passes the wake on while
   // jobs are left, so threads join at the rate the queue needs instead of one futex round trip
@@ -99,7 +101,17 @@ ExecutorOptions ExecutorOptions::from_config(const WorkerConfig& config) {
   ExecutorOptions o;
   o.queues = config.queues;
   o.concurrency = config.concurrency;
-  o.queue_concurrency = config.queue_concurrency;
+  // Cheap queues (no audio: a record's handler only reads its data and names its children) are
+  // not limited by WORKER_CONCURRENCY, which sizes the audio queues: they claim and run up to
+  // kCheapQueueConcurrency at once, 1,000 per fetch (the claim size that costs the database
+  // least per job, scripts/bench/queue.sh). Handler threads start only as jobs wait, so a no-op
+  // drain runs on a few. YW_QUEUE_CONCURRENCY still overrides.
+  for (const auto& q : kCheapQueues) {
+    o.queue_concurrency[q] = kCheapQueueConcurrency;
+    o.queue_max_batch[q] = kCheapQueueConcurrency;
+  }
+  for (const auto& [q, n] : config.queue_concurrency)
+    o.queue_concurrency[q] = n;
   o.group_concurrency = config.group_concurrency;
   o.config = &config;
   return o;
@@ -116,6 +128,8 @@ struct Executor::Impl {
   std::vector<std::string> sweep_queues;  // worked queues and their dead-letter queues
 
   std::atomic<bool> fetching{true};
+  std::atomic<bool> fetch_stop{false};   // !fetching, for interruptible_sleep
+  std::atomic<int> background_alive{0};  // the monitor and the sweeper while in their loops
   std::atomic<bool> workers_stop{false};
   std::atomic<bool> settlers_stop{false};
   std::atomic<bool> background_stop{false};
@@ -130,7 +144,7 @@ struct Executor::Impl {
   std::unique_ptr<queue::Listener> listener;
 
   std::atomic<std::uint64_t> fetched{0}, completed{0}, failed{0}, dead{0}, lost{0}, expired{0},
-      swept{0};
+      swept{0}, settles_lost{0};
 
   QueueLoop* loop_of(const std::string& name) {
     for (auto& l : loops)
@@ -225,7 +239,7 @@ struct Executor::Impl {
         std::unique_lock lock(loop.m);
         loop.fetch_cv.wait(lock, [&] { return !fetching || loop.busy < loop.concurrency; });
         if (!fetching) break;
-        want = std::min(loop.concurrency - loop.busy, opt.max_batch);
+        want = std::min(loop.concurrency - loop.busy, loop.max_batch);
         // Reserved before the statement runs, so parallel fetch loops never overshoot.
         loop.busy += want;
         loop.wake = false;
@@ -263,7 +277,7 @@ struct Executor::Impl {
         log(LogLevel::warn, "executor", "fetch failed; retrying",
             {field("queue", loop.name), field("error", e.what()),
              field("backoff_ms", backoff.count())});
-        interruptible_sleep(background_stop, backoff);
+        interruptible_sleep(fetch_stop, backoff);
         backoff = std::min(backoff * 2, milliseconds(5000));
         continue;
       }
@@ -299,26 +313,34 @@ struct Executor::Impl {
         loop.waking = false;
         continue;
       }
-      queue::Job job = std::move(loop.pending.front());
+      // The job moves from `pending` to `running` under loop.m: fail_back_running swaps
+      // `pending` under the same lock and reads `running` after it, so it finds every claimed
+      // job in one of the two. (Registered after the unlock, a job popped in that window was
+      // in neither: it was not failed back, its handler got no stop, and a shutdown waited on
+      // it or, in a test, saw the handler never stopped.)
+      auto r = begin_job(std::move(loop.pending.front()));
       loop.pending.pop_front();
       wake_worker(loop);
       lock.unlock();
-      run_job(loop, std::move(job));
+      run_job(loop, std::move(r));
       lock.lock();
     }
     --loop.workers_alive;
     loop.work_cv.notify_all();
   }
 
-  void run_job(QueueLoop& loop, queue::Job claimed) {
+  // Registers a claimed job as running (lock order: loop.m, then running_m).
+  std::shared_ptr<Running> begin_job(queue::Job claimed) {
     auto r = std::make_shared<Running>();
     r->job = std::move(claimed);
-    const queue::Job& job = r->job;  // immutable from here on; the monitor reads it too
     r->started = r->last_touch = SteadyTime::now();
-    {
-      std::lock_guard lock(running_m);
-      running[job.id] = r;
-    }
+    std::lock_guard lock(running_m);
+    running[r->job.id] = r;
+    return r;
+  }
+
+  void run_job(QueueLoop& loop, std::shared_ptr<Running> r) {
+    const queue::Job& job = r->job;  // immutable from here on; the monitor reads it too
     const std::string record_id = record_id_of(job.data);
     Metrics::global().add("yw_jobs_in_flight", {{"queue", job.queue}}, 1);
     // Per-job records are built only when they will be written: at thousands of jobs a second
@@ -397,25 +419,30 @@ struct Executor::Impl {
     push_outcome(loop, std::move(o), true);
   }
 
-  // Runs `fn` until it succeeds, retrying connection losses with backoff; false when it gave up
-  // (a non-connection error, or the shutdown settle deadline passed).
+  // Runs `fn` until it succeeds; false when it gave up. A lost connection is retried until the
+  // shutdown settle deadline, any other error (a statement a pooler broke, a server error) up
+  // to kOtherTries times: a settle given up leaves its job `active`, to be run again after its
+  // expiry, so giving up is the last resort and is counted (settles_lost).
   template <typename Fn>
   bool with_retry(const std::string& what, const std::string& queue_name, Fn&& fn) {
+    constexpr int kOtherTries = 5;
     milliseconds backoff(100);
+    int other_errors = 0;
     while (true) {
       try {
         fn();
         return true;
       } catch (const std::exception& e) {
         const bool connection = queue::is_connection_error(e);
+        if (!connection) ++other_errors;
         SteadyTime::time_point deadline;
         {
           std::lock_guard lock(deadline_m);
           deadline = settle_deadline;
         }
-        if (!connection || SteadyTime::now() > deadline) {
-          log(LogLevel::error, "executor", what + " failed",
-              {field("queue", queue_name), field("error", e.what())});
+        if (other_errors >= kOtherTries || SteadyTime::now() > deadline) {
+          log(LogLevel::error, "executor", what + " failed; giving up",
+              {field("queue", queue_name), field("error", e.what()), field("tries", other_errors)});
           return false;
         }
         log(LogLevel::warn, "executor", what + " failed; retrying",
@@ -424,6 +451,18 @@ struct Executor::Impl {
         std::this_thread::sleep_for(backoff);
         backoff = std::min(backoff * 2, milliseconds(5000));
       }
+    }
+  }
+
+  // Settles that could not be written at all: their jobs stay active until expiry.
+  void settles_given_up(const std::string& queue_name, const std::vector<queue::Settle>& list,
+                        std::string_view what) {
+    settles_lost += list.size();
+    count(queue_name, "settle_lost", list.size());
+    for (const auto& s : list) {
+      log(LogLevel::error, "executor",
+          fmt::format("{} could not be written; the job stays active until it expires", what),
+          {field("queue", queue_name), field("job_id", s.id)});
     }
   }
 
@@ -468,6 +507,13 @@ struct Executor::Impl {
         completed += done.size();
         count(loop.name, "completed", done.size());
         report_lost(loop.name, completes, done, "complete");
+      } else {
+        // The completion cannot be written (its output refused, say): fail the attempt
+        // retryably rather than leave it active for a second run after expiry.
+        for (auto& c : completes)
+          c.output = queue::error_output("Error", "completion could not be written",
+                                         "Error: completion could not be written");
+        fails.insert(fails.end(), completes.begin(), completes.end());
       }
     }
     for (const bool terminal : {false, true}) {
@@ -478,6 +524,8 @@ struct Executor::Impl {
         (terminal ? dead : failed) += done.size();
         count(loop.name, terminal ? "dead" : "failed", done.size());
         report_lost(loop.name, list, done, "fail");
+      } else {
+        settles_given_up(loop.name, list, "fail");
       }
     }
   }
@@ -498,7 +546,10 @@ struct Executor::Impl {
         input_error = dynamic_cast<const InputError*>(&e) != nullptr;
       }
     });
-    if (!ran) return;
+    if (!ran) {
+      settles_given_up(loop.name, {o.settle}, "complete with children");
+      return;
+    }
     if (!error.empty()) {
       log(LogLevel::warn, "executor", "child jobs could not be sent; failing the job",
           {field("queue", loop.name), field("job_id", o.settle.id), field("error", error)});
@@ -509,6 +560,8 @@ struct Executor::Impl {
         (input_error ? dead : failed) += done.size();
         count(loop.name, input_error ? "dead" : "failed", done.size());
         report_lost(loop.name, {s}, done, "fail");
+      } else {
+        settles_given_up(loop.name, {s}, "fail");
       }
       return;
     }
@@ -646,7 +699,10 @@ void Executor::start() {
     const std::string dead = q + "__dead";
     if (s.opt.create_queues) {
       s.client.create_queue(dead, {{"policy", "standard"}});
-      json options = {{"policy", "standard"}, {"deadLetter", dead}};
+      // notify: producers' sends NOTIFY, so listening workers start a job in milliseconds
+      // instead of at the next poll (real-world.md §3: p50 1 s with notify=false, 2-5 ms with
+      // it). create_queue leaves an existing queue as it is; see README for updating one.
+      json options = {{"policy", "standard"}, {"deadLetter", dead}, {"notify", true}};
       if (auto it = s.opt.queue_options.find(q); it != s.opt.queue_options.end())
         options.update(it->second);
       s.client.create_queue(q, options);
@@ -660,19 +716,48 @@ void Executor::start() {
         std::max(1, it != s.opt.queue_concurrency.end() ? it->second : s.opt.concurrency);
     if (auto g = s.opt.group_concurrency.find(q); g != s.opt.group_concurrency.end())
       loop->groups = g->second;
+    auto b = s.opt.queue_max_batch.find(q);
+    loop->max_batch = std::max(1, b != s.opt.queue_max_batch.end() ? b->second : s.opt.max_batch);
     s.loops.push_back(std::move(loop));
     s.sweep_queues.push_back(q);
     s.sweep_queues.push_back(dead);
   }
   for (auto& l : s.loops) {
     QueueLoop& loop = *l;
+    // Each fetch and settle thread says when it leaves its loop, so join() can wait for them with
+    // a deadline: one blocked in a statement (a starved pooler queues it for minutes) must not
+    // hold the process past its shutdown timeout.
+    const auto counted = [&loop](auto body) {
+      return [&loop, body] {
+        body();
+        std::lock_guard lock(loop.m);
+        --loop.loops_alive;
+        loop.work_cv.notify_all();
+      };
+    };
+    loop.loops_alive = std::max(1, s.opt.settlers) + std::max(1, s.opt.fetchers);
     for (int i = 0; i < std::max(1, s.opt.settlers); ++i)
-      loop.settlers.emplace_back([&s, &loop] { s.settle_loop(loop); });
+      loop.settlers.emplace_back(counted([&s, &loop] { s.settle_loop(loop); }));
     for (int i = 0; i < std::max(1, s.opt.fetchers); ++i)
-      loop.fetchers.emplace_back([&s, &loop] { s.fetch_loop(loop); });
+      loop.fetchers.emplace_back(counted([&s, &loop] { s.fetch_loop(loop); }));
   }
-  s.monitor = std::thread([&s] { s.monitor_loop(); });
-  if (s.opt.sweep_interval.count() > 0) s.sweeper = std::thread([&s] { s.sweep_loop(); });
+  ++s.background_alive;
+  s.monitor = std::thread([&s] {
+    s.monitor_loop();
+    --s.background_alive;
+  });
+  if (s.opt.sweep_interval.count() > 0) {
+    ++s.background_alive;
+    s.sweeper = std::thread([&s] {
+      s.sweep_loop();
+      --s.background_alive;
+    });
+  }
+  if (!s.opt.listen && !s.loops.empty()) {
+    // Said once: without LISTEN every job waits for the next poll.
+    log(LogLevel::info, "executor", "no LISTEN: finding jobs by polling",
+        {field("poll_interval_ms", s.opt.poll_interval.count())});
+  }
   if (s.opt.listen) {
     const std::string url =
         s.opt.listen_url.empty() ? s.client.pool().config().url : s.opt.listen_url;
@@ -684,6 +769,7 @@ void Executor::start() {
 void Executor::stop_fetching() {
   Impl& s = *impl_;
   s.fetching = false;
+  s.fetch_stop = true;
   for (auto& l : s.loops) {
     std::lock_guard lock(l->m);
     l->fetch_cv.notify_all();
@@ -740,15 +826,23 @@ int Executor::fail_back_running() {
 bool Executor::join(milliseconds grace) {
   Impl& s = *impl_;
   stop_fetching();
-  for (auto& l : s.loops)
-    for (auto& f : l->fetchers)
-      if (f.joinable()) f.join();
-  s.workers_stop = true;
   bool all_returned = true;
-  // Idle workers leave as soon as they see workers_stop, but not within zero time: without this
-  // floor a join(0) (the destructor's) found them still alive, abandoned every thread and leaked
-  // Impl while the threads still referred to the caller's client.
+  // Idle threads leave as soon as they see the stop flags, but not within zero time: without
+  // this floor a join(0) (the destructor's) found them still alive, abandoned every thread and
+  // leaked Impl while the threads still referred to the caller's client.
   const auto until = SteadyTime::now() + std::max(grace, milliseconds(2000));
+  const int settlers_per_loop = std::max(1, s.opt.settlers);
+  for (auto& l : s.loops) {
+    // Fetch loops leave at once unless a statement holds them; then they are abandoned.
+    std::unique_lock lock(l->m);
+    if (!l->work_cv.wait_until(lock, until, [&] { return l->loops_alive <= settlers_per_loop; })) {
+      all_returned = false;
+      log(LogLevel::warn, "executor",
+          "a fetch is still waiting for the database; not waiting for it",
+          {field("queue", l->name)});
+    }
+  }
+  s.workers_stop = true;
   for (auto& l : s.loops) {
     std::unique_lock lock(l->m);
     l->work_cv.notify_all();
@@ -760,30 +854,44 @@ bool Executor::join(milliseconds grace) {
     s.settle_deadline = SteadyTime::now() + std::chrono::seconds(10);
   }
   s.settlers_stop = true;
+  // Pending settles get the settle deadline (10 s) to be written; a settle thread blocked in a
+  // statement past it is abandoned too.
+  const auto settle_until = SteadyTime::now() + std::chrono::seconds(11);
   for (auto& l : s.loops) {
-    {
-      std::lock_guard lock(l->m);
-      l->settle_cv.notify_all();
-    }
-    for (auto& t : l->settlers)
-      if (t.joinable()) t.join();
+    std::unique_lock lock(l->m);
+    l->settle_cv.notify_all();
+    if (!l->work_cv.wait_until(lock, settle_until, [&] { return l->loops_alive == 0; }))
+      all_returned = false;
   }
   s.background_stop = true;
+  // The monitor and the sweeper may be inside a statement too: bounded like the loops.
+  const auto background_until = SteadyTime::now() + std::chrono::seconds(2);
+  while (s.background_alive > 0 && SteadyTime::now() < background_until)
+    std::this_thread::sleep_for(milliseconds(10));
+  if (s.background_alive > 0) {
+    all_returned = false;
+    if (s.monitor.joinable()) s.monitor.detach();
+    if (s.sweeper.joinable()) s.sweeper.detach();
+  }
   if (s.monitor.joinable()) s.monitor.join();
   if (s.sweeper.joinable()) s.sweeper.join();
   s.listener.reset();
   if (all_returned) {
-    for (auto& l : s.loops)
-      for (auto& w : l->workers)
-        if (w.joinable()) w.join();
+    for (auto& l : s.loops) {
+      for (auto* group : {&l->fetchers, &l->settlers, &l->workers})
+        for (auto& t : *group)
+          if (t.joinable()) t.join();
+    }
     return true;
   }
   // Handlers that ignore ctx.stop keep their threads; they hold pointers into Impl, so it is kept
   // alive (leaked) until the process exits.
-  log(LogLevel::warn, "executor", "handlers still running at exit; abandoning their threads");
-  for (auto& l : s.loops)
-    for (auto& w : l->workers)
-      if (w.joinable()) w.detach();
+  log(LogLevel::warn, "executor", "threads still busy at exit; abandoning them");
+  for (auto& l : s.loops) {
+    for (auto* group : {&l->fetchers, &l->settlers, &l->workers})
+      for (auto& t : *group)
+        if (t.joinable()) t.detach();
+  }
   (void)impl_.release();
   return false;
 }
@@ -791,7 +899,7 @@ bool Executor::join(milliseconds grace) {
 ExecutorStats Executor::stats() const {
   if (!impl_) return {};
   const Impl& s = *impl_;
-  return {s.fetched, s.completed, s.failed, s.dead, s.lost, s.expired, s.swept};
+  return {s.fetched, s.completed, s.failed, s.dead, s.lost, s.expired, s.swept, s.settles_lost};
 }
 
 }  // namespace yw::worker

@@ -7,6 +7,8 @@
 #include <set>
 
 #include <fmt/format.h>
+#include <utility>
+
 #include <pqxx/pqxx>
 
 #include "pgboss/sql.hpp"
@@ -179,9 +181,18 @@ std::string sqlstate_of(const std::exception& e) {
 
 // Runs `fn(connection)` on a pooled connection; a connection that broke is dropped, and the
 // error rethrown as a yw::Error saying the database connection was lost.
+// Whether the connection `fn` runs on may keep named prepared statements (set for the call by
+// with_connection from the pool's configuration; see exec_prepared).
+thread_local bool t_named_statements = true;
+
 template <typename Fn>
 auto with_connection(ConnectionPool& pool, Fn&& fn) {
   auto conn = pool.acquire();
+  const bool outer = std::exchange(t_named_statements, pool.config().named_statements);
+  struct Restore {
+    bool value;
+    ~Restore() { t_named_statements = value; }
+  } restore{outer};
   try {
     return fn(*conn);
   } catch (const std::exception& e) {
@@ -196,9 +207,12 @@ auto with_connection(ConnectionPool& pool, Fn&& fn) {
 // Runs `sql` as a prepared statement on the transaction's connection, named after the text's
 // hash: the hot statements are planned once per connection instead of on every call (planning
 // was about a third of the claim's server time). A connection replaced after a loss prepares
-// them again on first use.
+// them again on first use. Behind a transaction-mode pooler consecutive transactions land on
+// different server connections, where a named statement is missing or already exists
+// (real-world.md §3): there the statement is sent unnamed, parsed and run in one round trip.
 template <typename... Args>
 pqxx::result exec_prepared(pqxx::transaction_base& tx, const std::string& sql, Args&&... args) {
+  if (!t_named_statements) return tx.exec_params(sql, std::forward<Args>(args)...);
   const std::string name = fmt::format("yw_{:016x}", std::hash<std::string>{}(sql));
   tx.conn().prepare(name, sql);
   return tx.exec_prepared(name, std::forward<Args>(args)...);

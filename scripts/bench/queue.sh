@@ -1,19 +1,18 @@
 #!/usr/bin/env bash
-# Queue throughput and latency, one run, one database, both sides (issue 3):
-#   ours:  yw_test_worker (the real executor, no-op handler) draining N queued no-op jobs
+# Queue throughput and latency, one run, one database, both sides (issues 3, 16):
+#   ours:  the product, `yesod-worker run` with its DEFAULT configuration (every default queue
+#          served, default concurrency, logging at info), draining N queued trivial
+#          process_new_record records (a record_id, no audio: each completes as `skipped`)
 #   peer:  pg-boss 12.38.0's own work() at its best settings: batchSize 100, localConcurrency 4,
-#          burstWhenBatchFull, pollingIntervalSeconds 0.5
-# Each round inserts N jobs with pg-boss's insert() (chunks of 1000) and ANALYZEs, then drains:
-# from the worker's start until every job is completed. Rounds alternate C++ / Node.
+#          burstWhenBatchFull, pollingIntervalSeconds 0.5, no-op handler
+# Each round inserts N jobs with pg-boss's insert() (chunks of 1000) and ANALYZEs, then drains.
+# Both sides are timed the same way, from the database's own clock: first started_on to last
+# completed_on of the round's jobs (process start-up is outside it for both). Rounds alternate.
 # Latency: send-to-handler-start of one job at a time (random gaps), queue notify = true, for the
-# C++ worker (LISTEN, poll 2 s) and pg-boss (useListenNotify, default work options).
+# C++ executor (yw_test_worker: LISTEN, poll 2 s; it reports handler start times) and pg-boss
+# (useListenNotify, default work options).
 #
-#   scripts/bench.sh queue [--jobs 20000] [--rounds 2] [--samples 100] [--concurrency 2000]
-#                          [--batch 1000] [--loops 1]
-# (C++ side: jobs in flight, jobs claimed per fetch, fetch loops; fetches also write completions.)
-# With no-op jobs the database does ~85 % of the work: one fetch loop claiming 1,000 at a time
-# costs it the least per job (parallel claims of the same queue's head skip each other's locked
-# rows and dead index entries), measured against 250 x 4 and 500 x 2.
+#   scripts/bench.sh queue [--jobs 20000] [--rounds 2] [--samples 100]
 #
 # Uses $DATABASE_URL when set, else starts a private PostgreSQL (scripts/lib/pg.sh). Wall-clock
 # figures: run on an otherwise idle machine.
@@ -22,17 +21,11 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 jobs=20000
 rounds=2
 samples=100
-concurrency=2000
-batch=1000
-loops=1
 while [ $# -gt 0 ]; do
   case $1 in
     --jobs) jobs=$2; shift 2 ;;
     --rounds) rounds=$2; shift 2 ;;
     --samples) samples=$2; shift 2 ;;
-    --concurrency) concurrency=$2; shift 2 ;;
-    --batch) batch=$2; shift 2 ;;
-    --loops) loops=$2; shift 2 ;;
     *) echo "queue bench: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -40,6 +33,8 @@ done
 source "$root/scripts/lib/built.sh"
 bin=${YW_TEST_WORKER_BIN:-$(yw_built "$root" tests/interop/yw_test_worker || true)}
 [ -n "$bin" ] && [ -x "$bin" ] || { echo "queue bench: build yw_test_worker first (ninja yw_test_worker)" >&2; exit 2; }
+product=${YW_WORKER_BIN:-$(yw_built "$root" worker/yesod-worker || true)}
+[ -n "$product" ] && [ -x "$product" ] || { echo "queue bench: build yesod-worker first" >&2; exit 2; }
 tool=$root/tests/interop/pgboss_tool.mjs
 cli=$root/scripts/pgboss/node_modules/.bin/pg-boss
 command -v node >/dev/null && command -v psql >/dev/null || { echo "queue bench: node and psql are needed" >&2; exit 2; }
@@ -77,28 +72,44 @@ stat() {  # stat FILE_WITH_JSON_ARRAY: min p50 p95 max of the numbers
     ' "$1"
 }
 
-echo "queue bench: $jobs jobs x $rounds rounds; C++ concurrency $concurrency, batch $batch, $loops fetch loops; load $(cut -d' ' -f1-3 /proc/loadavg)"
+# Seconds from the first start to the last completion of queue $1's jobs (database clock).
+span() {
+  q "SELECT extract(epoch FROM max(completed_on) - min(started_on)) FROM $schema.job WHERE name = '$1'"
+}
+echo "queue bench: $jobs jobs x $rounds rounds; yesod-worker run, default configuration; load $(cut -d' ' -f1-3 /proc/loadavg)"
 cpp_total=0
 node_total=0
+create_queue process_new_record__dead '{"policy":"standard"}'
+create_queue process_new_record '{"policy":"standard","deadLetter":"process_new_record__dead","notify":true}'
 for (( r = 1; r <= rounds; r++ )); do
-  create_queue "cpp_$r" '{"policy":"standard"}'
-  node "$tool" insert "$url" "$schema" "cpp_$r" "$jobs" >/dev/null
-  out=$(YW_BENCH_EXPECT=$jobs YW_MAX_BATCH=$batch YW_FETCHERS=$loops YW_SETTLERS=1 "$bin" "$url" "$schema" "cpp_$r" noop "$concurrency" 0 500 2>"$work/cpp.err") \
-    || { cat "$work/cpp.err" >&2; exit 1; }
-  cpp_s=$(node -e 'console.log(JSON.parse(process.argv[1]).seconds)' "$out")
+  q "DELETE FROM $schema.job WHERE name = 'process_new_record'" >/dev/null
+  node "$tool" insert "$url" "$schema" process_new_record "$jobs" records >/dev/null
+  (cd "$work" && exec env -u NODE_ENV -u WORKER_CONCURRENCY -u YW_QUEUE_CONCURRENCY -u YW_QUEUES \
+    DATABASE_URL="$url" PGBOSS_SCHEMA="$schema" YW_METRICS_ADDR=off YW_DEVICE=cpu \
+    "$product" run >/dev/null 2>"$work/run.err") &
+  run_pid=$!
+  for _ in $(seq 6000); do
+    [ "$(q "SELECT count(*) FROM $schema.job WHERE name = 'process_new_record' AND state < 'completed'")" = 0 ] && break
+    kill -0 "$run_pid" 2>/dev/null || { tail -20 "$work/run.err" >&2; exit 1; }
+    sleep 0.05
+  done
+  kill -TERM "$run_pid"; wait "$run_pid" || { tail -20 "$work/run.err" >&2; exit 1; }
+  done_n=$(q "SELECT count(*) FROM $schema.job WHERE name = 'process_new_record' AND state = 'completed'")
+  [ "$done_n" = "$jobs" ] || { echo "queue bench: $done_n of $jobs records completed in round $r" >&2; exit 1; }
+  cpp_s=$(span process_new_record)
   create_queue "node_$r" '{"policy":"standard"}'
   node "$tool" insert "$url" "$schema" "node_$r" "$jobs" >/dev/null
-  out=$(node "$tool" bench-work "$url" "$schema" "node_$r" "$jobs" 2>"$work/node.err") \
+  node "$tool" bench-work "$url" "$schema" "node_$r" "$jobs" >/dev/null 2>"$work/node.err" \
     || { cat "$work/node.err" >&2; exit 1; }
-  node_s=$(node -e 'console.log(JSON.parse(process.argv[1]).seconds)' "$out")
-  left=$(q "SELECT count(*) FROM $schema.job WHERE name IN ('cpp_$r', 'node_$r') AND state <> 'completed'")
+  left=$(q "SELECT count(*) FROM $schema.job WHERE name = 'node_$r' AND state <> 'completed'")
   [ "$left" = 0 ] || { echo "queue bench: $left jobs not completed in round $r" >&2; exit 1; }
-  printf 'round %d: C++ %8.0f jobs/s (%.2f s)   pg-boss work() %8.0f jobs/s (%.2f s)\n' "$r" \
+  node_s=$(span "node_$r")
+  printf 'round %d: yesod-worker run %8.0f jobs/s (%.2f s)   pg-boss work() %8.0f jobs/s (%.2f s)\n' "$r" \
     "$(node -e "console.log($jobs / $cpp_s)")" "$cpp_s" "$(node -e "console.log($jobs / $node_s)")" "$node_s"
   cpp_total=$(node -e "console.log($cpp_total + $cpp_s)")
   node_total=$(node -e "console.log($node_total + $node_s)")
 done
-printf 'throughput: C++ %.0f jobs/s, pg-boss %.0f jobs/s, ratio %.2fx (target >= 2x)\n' \
+printf 'throughput: yesod-worker run %.0f jobs/s, pg-boss %.0f jobs/s, ratio %.2fx (target >= 2x)\n' \
   "$(node -e "console.log($jobs * $rounds / $cpp_total)")" \
   "$(node -e "console.log($jobs * $rounds / $node_total)")" \
   "$(node -e "console.log($node_total / $cpp_total)")"

@@ -11,7 +11,7 @@ YW_APT_PACKAGES=(
   libcli11-dev libfmt-dev libspdlog-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev
   libtorch-dev
-  postgresql
+  postgresql pgbouncer
   nodejs npm
   libchromaprint-tools ffmpeg sox
   hyperrogue-music planetblupi-music-ogg nexuiz-music unzip

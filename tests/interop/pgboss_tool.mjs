@@ -13,7 +13,8 @@
 //   drain SECONDS           work() at batchSize 100 completing {by: 'node'} until SIGTERM or idle
 //   send-timed N GAP_MS     send N jobs one at a time, data {sent_at: epoch ms}
 //   latency N GAP_MS        send and work in-process; send-to-start latency of pg-boss itself
-//   insert N                insert() N no-op jobs in chunks of 1000, then ANALYZE the table
+//   insert N [records]      insert() N no-op jobs in chunks of 1000, then ANALYZE the table
+//                           (records: process_new_record data, {record_id, payload})
 //   bench-work N            work() at batchSize 100, localConcurrency 4, burstWhenBatchFull,
 //                           pollingIntervalSeconds 0.5 until N jobs ran and none is left queued
 //                           or active: {jobs, seconds}
@@ -127,10 +128,11 @@ try {
     out(ids);
   } else if (command === 'insert') {
     const n = Number(args[0]);
+    const records = args[1] === 'records';  // process_new_record data: a record_id, no audio
     for (let off = 0; off < n; off += 1000) {
       const chunk = [];
       for (let i = off; i < Math.min(n, off + 1000); i++) {
-        chunk.push({ data: { i, payload: 'x'.repeat(64) } });
+        chunk.push({ data: records ? { record_id: i, payload: 'x'.repeat(64) } : { i, payload: 'x'.repeat(64) } });
       }
       await boss.insert(queue, chunk);
     }

@@ -1,7 +1,5 @@
 // Storage (design.md §2): file:// confinement, http(s) downloads against a loopback server, and
-// supabase:// against a loopback stand-in for Supabase Storage (NOT the real service: it checks
-// the request paths and headers that Supabase's Storage API documents, and stores objects in
-// memory), plus atomic file artifacts.
+// atomic file artifacts.
 #include <sys/resource.h>
 
 #include <csignal>
@@ -12,6 +10,7 @@
 #include <gtest/gtest.h>
 
 #include "metadata/loopback_http.hpp"
+#include "storage/storage_test_files.hpp"
 #include "support/process.hpp"
 #include "yw/common/error.hpp"
 #include "yw/worker/storage.hpp"
@@ -24,23 +23,9 @@ using yw::worker::WorkerConfig;
 
 namespace {
 
-std::string read_all(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-
-void write_file(const fs::path& p, const std::string& bytes) {
-  std::ofstream out(p, std::ios::binary);
-  out << bytes;
-}
-
-// Fake "audio" bytes: a RIFF header start is enough, storage never decodes.
-std::string some_audio(size_t n) {
-  std::string s = "RIFF\x24\x00\x00\x00WAVEfmt ";
-  while (s.size() < n)
-    s.push_back(static_cast<char>(s.size() * 7 % 251));
-  return s;
-}
+using yw::test::read_all;
+using yw::test::some_audio;
+using yw::test::write_file;
 
 class StorageTest : public ::testing::Test {
  protected:
@@ -279,144 +264,8 @@ TEST_F(StorageTest, Http503IsRetryableAndRefusedPortIsRetryable) {
   }
 }
 
-// ---- supabase:// ------------------------------------------------------------------------------
-
-// A loopback STAND-IN for Supabase Storage (not the real service). It accepts only the requests
-// Supabase documents for its Storage REST API: download GET /storage/v1/object/authenticated/
-// {bucket}/{path}, upload POST /storage/v1/object/{bucket}/{path} with `x-upsert: true` to
-// overwrite, both with `Authorization: Bearer <key>` and `apikey: <key>`. A missing object gets
-// Supabase's 400 + JSON error; a wrong key gets 403.
-class SupabaseStandIn {
- public:
-  explicit SupabaseStandIn(std::string key)
-      : key_(std::move(key)), server_([this](const yw::test::HttpRequest& r) { return on(r); }) {}
-  std::string url() const { return server_.url(); }
-  std::map<std::string, std::string> objects;  // "bucket/path" -> bytes
-  std::map<std::string, std::string> content_types;
-  std::vector<std::string> log;  // "METHOD target"
-
- private:
-  yw::test::HttpResponse on(const yw::test::HttpRequest& r) {
-    std::lock_guard lock(mu_);
-    log.push_back(r.method + " " + r.target);
-    yw::test::HttpResponse res;
-    res.headers = {{"Content-Type", "application/json"}};
-    if (r.header("authorization") != "Bearer " + key_ || r.header("apikey") != key_) {
-      res.status = 403;
-      res.body = R"({"statusCode":"403","error":"Unauthorized","message":"invalid signature"})";
-      return res;
-    }
-    const std::string get_prefix = "/storage/v1/object/authenticated/";
-    const std::string post_prefix = "/storage/v1/object/";
-    if (r.method == "GET" && r.target.starts_with(get_prefix)) {
-      const auto it = objects.find(decode(r.target.substr(get_prefix.size())));
-      if (it == objects.end()) {
-        res.status = 400;
-        res.body = R"({"statusCode":"404","error":"not_found","message":"Object not found"})";
-        return res;
-      }
-      res.headers = {{"Content-Type", "audio/wav"}};
-      res.body = it->second;
-      return res;
-    }
-    if (r.method == "POST" && r.target.starts_with(post_prefix)) {
-      const std::string name = decode(r.target.substr(post_prefix.size()));
-      if (objects.contains(name) && r.header("x-upsert") != "true") {
-        res.status = 400;
-        res.body = R"({"statusCode":"409","error":"Duplicate","message":"already exists"})";
-        return res;
-      }
-      objects[name] = r.body;
-      content_types[name] = r.header("content-type");
-      res.body = R"({"Key":")" + name + R"("})";
-      return res;
-    }
-    res.status = 400;
-    res.body = R"({"statusCode":"400","error":"InvalidRequest","message":"unexpected path"})";
-    return res;
-  }
-  static std::string decode(const std::string& s) {
-    std::string out;
-    for (size_t i = 0; i < s.size(); ++i) {
-      if (s[i] == '%' && i + 2 < s.size()) {
-        out.push_back(static_cast<char>(std::stoi(s.substr(i + 1, 2), nullptr, 16)));
-        i += 2;
-      } else {
-        out.push_back(s[i]);
-      }
-    }
-    return out;
-  }
-  std::string key_;
-  std::mutex mu_;
-  yw::test::LoopbackHttpServer server_;
-};
-
-TEST_F(StorageTest, SupabaseDownloadUsesDocumentedPathAndHeaders) {
-  SupabaseStandIn supa("service-key");
-  supa.objects["tracks/uploads/my song.wav"] = some_audio(3000);
-  config_.supabase_url = supa.url() + "/";
-  config_.supabase_anon_key = "anon-key";
-  config_.supabase_service_role_key = "service-key";  // preferred over the anon key
-  const auto in = fetch_input("supabase://tracks/uploads/my%20song.wav", config_);
-  EXPECT_EQ(read_all(in.path()), some_audio(3000));
-  EXPECT_EQ(in.path().extension(), ".wav");
-  ASSERT_EQ(supa.log.size(), 1u);
-  EXPECT_EQ(supa.log[0], "GET /storage/v1/object/authenticated/tracks/uploads/my%20song.wav");
-
-  const std::string msg =
-      input_error([&] { fetch_input("supabase://tracks/uploads/missing.wav", config_); });
-  EXPECT_NE(msg.find("HTTP 400"), std::string::npos) << msg;
-  EXPECT_NE(msg.find("not_found"), std::string::npos) << msg;
-  EXPECT_NE(input_error([&] {
-              fetch_input("supabase://onlybucket", config_);
-            }).find("expected supabase://bucket/path"),
-            std::string::npos);
-}
-
-TEST_F(StorageTest, SupabaseWrongKeyIsRetryableAndAnonKeyIsUsedAlone) {
-  SupabaseStandIn supa("anon-key");
-  supa.objects["b/a.wav"] = some_audio(100);
-  config_.supabase_url = supa.url();
-  config_.supabase_anon_key = "anon-key";
-  EXPECT_EQ(read_all(fetch_input("supabase://b/a.wav", config_).path()), some_audio(100));
-  config_.supabase_service_role_key = "stale-key";
-  try {
-    fetch_input("supabase://b/a.wav", config_);
-    ADD_FAILURE() << "wrong key must fail";
-  } catch (const yw::InputError& e) {
-    ADD_FAILURE() << "a bad worker key is not the job's fault: " << e.what();
-  } catch (const yw::Error& e) {
-    EXPECT_NE(std::string(e.what()).find("HTTP 403"), std::string::npos) << e.what();
-  }
-}
-
-TEST_F(StorageTest, SupabaseUploadUpsertsUnderPrefix) {
-  SupabaseStandIn supa("service-key");
-  config_.supabase_url = supa.url();
-  config_.supabase_service_role_key = "service-key";
-  config_.output_uri = "supabase://artifacts/yesod";
-  write_file(tmp_ / "w.json", R"({"version":2})");
-  EXPECT_EQ(put_artifact(tmp_ / "w.json", "rec 7/waveform.json", config_),
-            "supabase://artifacts/yesod/rec 7/waveform.json");
-  // A retry writes the same object again: Supabase needs x-upsert for that.
-  write_file(tmp_ / "w.json", R"({"version":2,"retry":true})");
-  put_artifact(tmp_ / "w.json", "rec 7/waveform.json", config_);
-  ASSERT_EQ(supa.log.size(), 2u);
-  EXPECT_EQ(supa.log[0], "POST /storage/v1/object/artifacts/yesod/rec%207/waveform.json");
-  EXPECT_EQ(supa.objects.at("artifacts/yesod/rec 7/waveform.json"),
-            R"({"version":2,"retry":true})");
-  EXPECT_EQ(supa.content_types.at("artifacts/yesod/rec 7/waveform.json"), "application/json");
-}
-
-TEST_F(StorageTest, SupabaseWithoutConfigurationSaysWhatIsMissing) {
-  try {
-    fetch_input("supabase://b/a.wav", config_);
-    ADD_FAILURE();
-  } catch (const yw::Error& e) {
-    EXPECT_NE(std::string(e.what()).find("SUPABASE_URL"), std::string::npos) << e.what();
-  }
-}
+// supabase:// is tested in tests/storage/supabase_storage_test.cpp, against a stand-in that
+// answers as the real storage-api does.
 
 // ---- file artifacts ---------------------------------------------------------------------------
 

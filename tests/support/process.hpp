@@ -55,6 +55,9 @@ std::string worker_binary();
 // A fresh temporary directory (removed by the caller if wanted).
 std::string make_temp_dir(const std::string& prefix);
 
+// A TCP port on 127.0.0.1 that was free a moment ago (bound to port 0, then closed).
+int free_loopback_port();
+
 // One HTTP GET on loopback: the whole response, or "" when nothing answers.
 std::string http_get(int port, const std::string& path);
 

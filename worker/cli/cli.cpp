@@ -1,5 +1,7 @@
 #include "cli/cli.hpp"
 
+#include "yw/queue/client.hpp"
+
 #include <unistd.h>
 
 #include <cstdio>
@@ -88,6 +90,18 @@ int main(int argc, char** argv) {
   } catch (const std::exception& e) {
     std::fprintf(stderr, "yesod-worker: %s\n", mask_secrets(e.what()).c_str());
     return kExitFailed;
+  }
+}
+
+void rethrow_database_error(std::exception_ptr error, const WorkerConfig& config) {
+  try {
+    std::rethrow_exception(error);
+  } catch (const ConfigError&) {
+    throw;
+  } catch (const std::exception& e) {
+    if (!queue::is_connection_error(e)) throw;
+    throw Error(fmt::format("database: cannot connect to {}: {}", config.database_url->masked(),
+                            mask_secrets(e.what())));
   }
 }
 

@@ -1,4 +1,5 @@
 #pragma once
+#include <exception>
 // The command line (design.md §4). Each subcommand lives in its own file and registers itself
 // through one add_*_command function; main.cpp only wires them together.
 #include <functional>
@@ -31,6 +32,9 @@ void add_setting_flags(CLI::App& sub, Context& ctx, const std::vector<std::strin
 WorkerConfig resolve_config(Context& ctx);
 // Installs the log sink: JSON lines in production, pretty (coloured on a terminal) otherwise.
 void setup_logging(const WorkerConfig& config);
+// Rethrows `error`, a failure of the first statements on DATABASE_URL: configuration errors as
+// they are, a connection failure as "database: cannot connect to <masked URL>: ...".
+[[noreturn]] void rethrow_database_error(std::exception_ptr error, const WorkerConfig& config);
 
 void add_run_command(CLI::App& app, Context& ctx);
 void add_send_command(CLI::App& app, Context& ctx);

@@ -1,5 +1,9 @@
 // `yesod-worker run`: the long-running worker.
 #include <chrono>
+#include <exception>
+#include <memory>
+#include <mutex>
+#include <thread>
 
 #include <pqxx/pqxx>
 
@@ -7,6 +11,7 @@
 #include "yw/common/device_health.hpp"
 #include "yw/common/error.hpp"
 #include "yw/common/log.hpp"
+#include "yw/common/readiness.hpp"
 #include "yw/kernels/device.hpp"
 #include "yw/queue/client.hpp"
 #include "yw/queue/pool.hpp"
@@ -31,7 +36,8 @@ const std::vector<std::string>& default_queues() {
 }
 
 // GET /metrics, /healthz and /readyz (design.md §6). Readiness: the database answers with the
-// supported schema version, the device is still usable, and the worker is not shutting down.
+// supported schema version, the device is still usable, the worker is not shutting down, and no
+// named reason of yw::Readiness is set.
 std::unique_ptr<HttpServer> start_ops_listener(const WorkerConfig& config,
                                                queue::PgBossClient& client,
                                                const queue::ConnectionPool& pool,
@@ -54,6 +60,10 @@ std::unique_ptr<HttpServer> start_ops_listener(const WorkerConfig& config,
     } else if (device.is_cuda() && cuda_inventory().count <= device.index) {
       problems += fmt::format("device: {} is no longer usable\n", device.to_string());
     }
+    // Named reasons set by the parts of the worker while their trouble lasts (storage's
+    // configuration, the connection pool, ...): each one line.
+    for (const auto& [name, reason] : Readiness::global().reasons())
+      problems += fmt::format("{}: {}\n", name, reason);
     if (problems.empty()) return HttpResponse{200, "text/plain; charset=utf-8", "ready\n"};
     return HttpResponse{503, "text/plain; charset=utf-8", problems};
   };
@@ -111,21 +121,14 @@ int run_worker(const WorkerConfig& config) {
                     inventory.reason));
   }
 
+  // Behind a transaction-mode pooler (Supabase's port 6543) server connections change between
+  // transactions: named prepared statements and LISTEN cannot be kept there (real-world.md §3),
+  // so the worker sends statements unnamed and polls.
+  queue::PoolerMode pooler = config.db_pool_mode == "transaction" ? queue::PoolerMode::transaction
+                                                                  : queue::PoolerMode::session;
   // Per served queue a fetch and a settle connection, plus the monitor, the sweeper and the
   // start-up checks; LISTEN has its own connection outside the pool.
-  queue::ConnectionPool pool(
-      {.url = config.database_url->original, .max_size = 2 * static_cast<int>(queues.size()) + 3});
-  queue::PgBossClient client(pool, config.pgboss_schema);
-  int version = 0;
-  try {
-    version = client.check_version();
-  } catch (const ConfigError&) {
-    throw;
-  } catch (const std::exception& e) {
-    if (!queue::is_connection_error(e)) throw;
-    throw Error(fmt::format("database: cannot connect to {}: {}", config.database_url->masked(),
-                            mask_secrets(e.what())));
-  }
+  const int pool_size = 2 * static_cast<int>(queues.size()) + 3;
 
   // The catalogue schema is created or migrated at start, and the in-memory index loaded, by
   // workers that serve a queue using it (a bad YW_CATALOGUE_SCHEMA stops the worker here).
@@ -139,6 +142,59 @@ int run_worker(const WorkerConfig& config) {
                               std::chrono::duration_cast<Clock::duration>(
                                   std::chrono::duration<double>(config.shutdown_timeout_s)));
   SignalWatcher signals(shutdown);
+
+  // The start-up checks run on their own thread so SIGTERM is honoured while they wait: behind a
+  // starved pooler a statement waits in the pooler's queue for minutes (real-world.md §3).
+  struct Startup {
+    std::mutex m;
+    bool done = false;
+    std::exception_ptr error;
+    queue::PoolerMode pooler = queue::PoolerMode::session;
+    std::unique_ptr<queue::ConnectionPool> pool;
+    std::unique_ptr<queue::PgBossClient> client;
+    int version = 0;
+  };
+  auto startup = std::make_shared<Startup>();
+  startup->pooler = pooler;
+  // Copies, not references: on an early exit the thread outlives this function's locals.
+  std::thread([startup, pool_size, url = config.database_url->original, mode = config.db_pool_mode,
+               schema = config.pgboss_schema] {
+    try {
+      if (mode == "auto") startup->pooler = queue::probe_pooler_mode(url);
+      startup->pool = std::make_unique<queue::ConnectionPool>(
+          queue::PoolConfig{.url = url,
+                            .max_size = pool_size,
+                            .named_statements = startup->pooler == queue::PoolerMode::session,
+                            .name = fmt::format("worker's pool ({} connections)", pool_size)});
+      startup->client = std::make_unique<queue::PgBossClient>(*startup->pool, schema);
+      startup->version = startup->client->check_version();
+    } catch (...) {
+      startup->error = std::current_exception();
+    }
+    std::lock_guard lock(startup->m);
+    startup->done = true;
+  }).detach();
+  while (true) {
+    {
+      std::lock_guard lock(startup->m);
+      if (startup->done) break;
+    }
+    if (!shutdown.fetching_allowed()) {
+      // The thread keeps `startup` alive and uses only its own copies.
+      log(LogLevel::warn, "worker",
+          "shutdown requested before the database answered the start-up checks; exiting",
+          {field("database", config.database_url->masked())});
+      return kExitOk;
+    }
+    shutdown.wait_until(std::chrono::steady_clock::now() + std::chrono::milliseconds(100));
+  }
+  if (startup->error) rethrow_database_error(startup->error, config);
+  pooler = startup->pooler;
+  const int version = startup->version;
+  std::unique_ptr<queue::ConnectionPool>& pool_holder = startup->pool;
+  std::unique_ptr<queue::PgBossClient>& client_holder = startup->client;
+  queue::ConnectionPool& pool = *pool_holder;
+  queue::PgBossClient& client = *client_holder;
 
   // Queues whose handler has not landed in this build are named and skipped, not fatal.
   HandlerRegistry registry;
@@ -158,6 +214,14 @@ int run_worker(const WorkerConfig& config) {
   ExecutorOptions options = ExecutorOptions::from_config(config);
   options.queues = served;
   options.device = device;
+  if (pooler == queue::PoolerMode::transaction) {
+    options.listen = false;
+    log(LogLevel::warn, "worker",
+        fmt::format("DATABASE_URL is a transaction-mode pooler: statements are sent unnamed and "
+                    "NOTIFY cannot be received; for wake-ups within milliseconds use the pooler's "
+                    "session-mode port (5432 on Supabase's pooler) or a direct connection"),
+        {field("database", config.database_url->masked())});
+  }
   Executor executor(client, registry, options);
   if (!served.empty()) executor.start();
   const auto ops = start_ops_listener(config, client, pool, shutdown, device, served);
@@ -190,11 +254,16 @@ int run_worker(const WorkerConfig& config) {
     shutdown.wait_until(std::chrono::steady_clock::now() + std::chrono::milliseconds(100));
   }
   // Failed-back handlers were asked to stop; give them a moment, then leave without them.
-  executor.join(std::chrono::seconds(2));
+  if (!executor.join(std::chrono::seconds(2))) {
+    // Abandoned threads still use the client and its pool: keep both alive until exit.
+    static_cast<void>(client_holder.release());
+    static_cast<void>(pool_holder.release());
+  }
   const ExecutorStats stats = executor.stats();
   log(LogLevel::info, "worker", "executor stopped",
       {field("completed", stats.completed), field("failed", stats.failed),
-       field("dead", stats.dead), field("lost_claims", stats.lost_claims)});
+       field("dead", stats.dead), field("lost_claims", stats.lost_claims),
+       field("settles_lost", stats.settles_lost)});
   if (const auto fault = DeviceHealth::global().problem()) {
     log(LogLevel::error, "worker", "stopped: device unhealthy", {field("error", *fault)});
     return kExitFailed;

@@ -63,12 +63,8 @@ int send_job(const WorkerConfig& config, const SendArgs& args) {
   queue::PgBossClient client(pool, config.pgboss_schema);
   try {
     client.check_version();
-  } catch (const ConfigError&) {
-    throw;
-  } catch (const std::exception& e) {
-    if (!queue::is_connection_error(e)) throw;
-    throw Error(fmt::format("database: cannot connect to {}: {}", config.database_url->masked(),
-                            mask_secrets(e.what())));
+  } catch (const std::exception&) {
+    rethrow_database_error(std::current_exception(), config);
   }
   queue::QueueInfo info;
   try {

@@ -84,4 +84,7 @@ void log_error(std::string_view component, fmt::format_string<Args...> f, Args&&
 // Escapes a string for inclusion in a JSON string literal (without the quotes).
 std::string json_escape(std::string_view s);
 
+// Replaces any password in a URI or conninfo string with ****. Safe on arbitrary text.
+std::string mask_secrets(std::string_view text);
+
 }  // namespace yw

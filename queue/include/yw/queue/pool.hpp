@@ -7,6 +7,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <pqxx/pqxx>
@@ -18,7 +19,26 @@ struct PoolConfig {
   int max_size = 4;  // connections open at once, leased or idle
   std::chrono::milliseconds acquire_timeout{30'000};
   std::string application_name = "yesod-worker";
+  // Named prepared statements (planned once per connection). Off behind a transaction-mode
+  // pooler, whose server connections change between transactions.
+  bool named_statements = true;
+  // Logged when no connection is free within acquire_timeout ("fetch/settle pool of ...").
+  std::string name = "database";
 };
+
+// How the server at a URL keeps session state between transactions.
+enum class PoolerMode {
+  session,      // PostgreSQL itself or a session-mode pooler: a connection is one backend
+  transaction,  // a transaction- (or statement-) mode pooler: each transaction may get another
+};
+
+// Probes `url`: a session setting made on one client connection is looked for from a second,
+// fresh one after the first closed. PostgreSQL ends the backend with the session; a session-mode
+// pgbouncer runs server_reset_query (DISCARD ALL) when the client leaves; a transaction-mode
+// pooler runs no reset and hands the same server connection to the next client, which then sees
+// the setting. Three rounds with one token, so a pool that rotates servers is still caught.
+// Throws what connecting throws.
+PoolerMode probe_pooler_mode(const std::string& url);
 
 class ConnectionPool;
 
@@ -44,6 +64,9 @@ class PooledConnection {
   std::unique_ptr<pqxx::connection> conn_;
   bool broken_ = false;
 };
+
+// The readiness reason a pool sets while no connection can be had (yw/common/readiness.hpp).
+inline constexpr std::string_view kReadinessPool = "database.pool";
 
 class ConnectionPool {
  public:
@@ -72,6 +95,7 @@ class ConnectionPool {
   int open_ = 0;
   std::uint64_t lost_ = 0;
   std::uint64_t reconnects_ = 0;
+  bool starved_ = false;  // the last acquire timed out
 };
 
 }  // namespace yw::queue

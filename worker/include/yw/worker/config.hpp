@@ -9,6 +9,7 @@
 #include <string_view>
 #include <vector>
 
+#include "yw/common/log.hpp"
 #include "yw/kernels/device.hpp"
 #include "yw/queue/job.hpp"
 
@@ -60,8 +61,8 @@ struct DatabaseUrl {
 };
 // Accepts postgres:// and postgresql:// URIs. Throws ConfigError naming DATABASE_URL otherwise.
 DatabaseUrl parse_database_url(std::string_view text);
-// Replaces any password in a URI or conninfo string with ****. Safe on arbitrary text.
-std::string mask_secrets(std::string_view text);
+// yw::mask_secrets (yw/common/log.hpp), named here too for the worker's code.
+using yw::mask_secrets;
 
 struct WorkerConfig {
   std::optional<DatabaseUrl> database_url;  // required by `run` and `send`
@@ -82,6 +83,9 @@ struct WorkerConfig {
   std::vector<std::string> input_roots;
   std::string output_uri = "file://./data/outputs";
   double shutdown_timeout_s = 10.0;
+  // YW_DB_POOL_MODE: "auto" (probe the server), "session" or "transaction" (a transaction-mode
+  // pooler: no named prepared statements, no LISTEN, polling).
+  std::string db_pool_mode = "auto";
   std::string metrics_addr = "127.0.0.1:9464";  // empty or "off": no listener
   std::vector<std::string> queues;              // empty: every queue with a handler
   std::string log_level = "info";

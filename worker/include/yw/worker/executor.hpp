@@ -13,7 +13,9 @@
 // retryably, with pg-boss's {name, message, stack} error. A job whose handler runs past
 // expire_seconds is failed ("handler execution exceeded Ns") and its ctx.stop is requested; jobs
 // with heartbeat_seconds are touched every heartbeat_seconds / 2 and a lost claim requests stop.
-// A settle that changes nothing (claim lost) is logged and counted, never thrown.
+// A settle that changes nothing (claim lost) is logged and counted, never thrown. A settle that
+// fails is retried (connection losses until the shutdown deadline, other errors five times); a
+// completion that still cannot be written fails the attempt retryably instead.
 //
 // Thread-safety: start/stop/fail_back_running/join from one controlling thread; in_flight() and
 // stats() from anywhere.
@@ -32,13 +34,18 @@
 
 namespace yw::worker {
 
+// Queues whose handlers do no audio work, and how many of their jobs run at once by default.
+inline const std::vector<std::string> kCheapQueues = {"process_new_record"};
+inline constexpr int kCheapQueueConcurrency = 1000;
+
 struct ExecutorOptions {
   std::vector<std::string> queues;               // empty: every queue in the registry
   int concurrency = 4;                           // jobs in flight per queue (WORKER_CONCURRENCY)
   std::map<std::string, int> queue_concurrency;  // per-queue overrides
   // pg-boss groupConcurrency per queue, passed to every fetch of that queue (§4.4).
   std::map<std::string, queue::GroupConcurrency> group_concurrency;
-  int max_batch = 100;  // most jobs claimed by one fetch
+  int max_batch = 100;                         // most jobs claimed by one fetch
+  std::map<std::string, int> queue_max_batch;  // per-queue overrides
   // Fetch and settle loops per queue, each on its own pooled connection: more overlap database
   // round trips (the pool needs fetchers + settlers connections per queue, plus 2).
   int fetchers = 1;
@@ -61,7 +68,8 @@ struct ExecutorOptions {
   const WorkerConfig* config = nullptr;  // handed to handlers
   Device device;
 
-  // concurrency, queue_concurrency, group_concurrency, queues from a WorkerConfig.
+  // concurrency, queue_concurrency (kCheapQueues at kCheapQueueConcurrency unless configured),
+  // queue_max_batch, group_concurrency, queues from a WorkerConfig.
   static ExecutorOptions from_config(const WorkerConfig& config);
 };
 
@@ -73,6 +81,9 @@ struct ExecutorStats {
   std::uint64_t lost_claims = 0;  // settles or touches that found the claim gone
   std::uint64_t expired = 0;      // jobs failed by the in-process expiry
   std::uint64_t swept = 0;        // jobs failed by the expiry sweep (any worker's)
+  // Completions and fails that could not be written at all (retries exhausted or the shutdown
+  // deadline passed): their jobs stay active until expiry and then run again.
+  std::uint64_t settles_lost = 0;
 };
 
 class Executor {

@@ -1,0 +1,96 @@
+// The product binary against the Supabase Storage stand-in (supabase_standin.hpp: answers as the
+// real storage-api, real-world.md §2): a storage key the server refuses is this deployment's
+// fault, so the job is failed retryably (not dead-lettered), /readyz answers 503 naming the
+// reason, and the log says once what to change.
+#include <signal.h>
+
+#include <chrono>
+#include <thread>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+#include <pqxx/pqxx>
+
+#include "storage/storage_test_files.hpp"
+#include "storage/supabase_standin.hpp"
+#include "support/pg_fixture.hpp"
+#include "support/process.hpp"
+#include "yw/queue/client.hpp"
+#include "yw/queue/pool.hpp"
+
+namespace yw::test {
+namespace {
+
+using namespace std::chrono_literals;
+using nlohmann::json;
+
+int count_of(const std::string& text, const std::string& needle) {
+  int n = 0;
+  for (auto at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1))
+    ++n;
+  return n;
+}
+
+TEST(StorageReadinessTest, ARefusedKeyFailsTheJobRetryablyAndTurnsReadinessDown) {
+  YW_REQUIRE_DATABASE();
+  PgBossSchema schema;
+  SupabaseStandIn supa;
+  supa.add_bucket("tracks", {.is_public = false, .allowed_mime_types = {}, .file_size_limit = -1});
+  supa.put_object("tracks/u/song.wav", some_audio(2000));
+  // Created before the worker (which leaves it as it is) with a retry delay, so the state after
+  // the first attempt can be read: `retry` (a terminal failure would be `failed` at once).
+  {
+    queue::ConnectionPool setup({.url = schema.url(), .max_size = 1});
+    queue::PgBossClient c(setup, schema.name());
+    c.create_queue("extract_metadata__dead", {{"policy", "standard"}});
+    c.create_queue("extract_metadata", {{"policy", "standard"},
+                                        {"deadLetter", "extract_metadata__dead"},
+                                        {"retryLimit", 3},
+                                        {"retryDelay", 60}});
+  }
+  const int port = free_loopback_port();
+  ProcessOptions opts;
+  opts.cwd = make_temp_dir("yw-storage-ready");
+  opts.env = {{"DATABASE_URL", schema.url()},
+              {"PGBOSS_SCHEMA", schema.name()},
+              {"YW_QUEUES", "extract_metadata"},
+              {"YW_DEVICE", "cpu"},
+              {"YW_METRICS_ADDR", "127.0.0.1:" + std::to_string(port)},
+              {"SUPABASE_URL", supa.url()},
+              {"SUPABASE_SERVICE_ROLE_KEY", "expired-key"}};
+  opts.unset_env = {"NODE_ENV", "SUPABASE_ANON_KEY"};
+  BackgroundProcess worker({worker_binary(), "run"}, opts);
+  ASSERT_TRUE(worker.wait_for_err("started", 30s)) << worker.err_so_far();
+  EXPECT_TRUE(http_get(port, "/readyz").starts_with("HTTP/1.1 200"));
+
+  queue::ConnectionPool pool({.url = schema.url(), .max_size = 1});
+  queue::PgBossClient client(pool, schema.name());
+  const auto id = client.send("extract_metadata",
+                              {json{{"audio", "supabase://tracks/u/song.wav"}}, json::object()});
+  ASSERT_TRUE(id);
+  std::string ready;
+  for (int i = 0; i < 150; ++i) {
+    ready = http_get(port, "/readyz");
+    if (ready.starts_with("HTTP/1.1 503")) break;
+    std::this_thread::sleep_for(100ms);
+  }
+  EXPECT_TRUE(ready.starts_with("HTTP/1.1 503")) << ready;
+  EXPECT_NE(ready.find("storage.download: "), std::string::npos) << ready;
+  EXPECT_NE(ready.find("SUPABASE_SERVICE_ROLE_KEY has expired"), std::string::npos) << ready;
+
+  json job;
+  for (int i = 0; i < 100; ++i) {
+    job = client.get_job("extract_metadata", *id);
+    if (job["state"] != "active" && job["state"] != "created") break;
+    std::this_thread::sleep_for(100ms);
+  }
+  EXPECT_EQ(job["state"], "retry") << job.dump();
+
+  worker.signal(SIGTERM);
+  const ProcessResult r = worker.wait(30s);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(count_of(r.err, "storage: misconfigured: "), 1) << r.err;
+}
+
+}  // namespace
+}  // namespace yw::test
