@@ -130,13 +130,6 @@ int run_worker(const WorkerConfig& config) {
   // start-up checks; LISTEN has its own connection outside the pool.
   const int pool_size = 2 * static_cast<int>(queues.size()) + 3;
 
-  // The catalogue schema is created or migrated at start, and the in-memory index loaded, by
-  // workers that serve a queue using it (a bad YW_CATALOGUE_SCHEMA stops the worker here).
-  if (std::find(queues.begin(), queues.end(), "fingerprint_audio") != queues.end() ||
-      std::find(queues.begin(), queues.end(), "match_fingerprint") != queues.end()) {
-    Catalogue::shared(config);
-  }
-
   // Before any thread starts (handlers, executor): every thread inherits the blocked signals.
   ShutdownController shutdown(SteadyClock::instance(),
                               std::chrono::duration_cast<Clock::duration>(
@@ -195,6 +188,18 @@ int run_worker(const WorkerConfig& config) {
   std::unique_ptr<queue::PgBossClient>& client_holder = startup->client;
   queue::ConnectionPool& pool = *pool_holder;
   queue::PgBossClient& client = *client_holder;
+
+  // The catalogue schema is created or migrated at start, and the in-memory index loaded, by
+  // workers that serve a queue using it (a bad YW_CATALOGUE_SCHEMA stops the worker here). After
+  // the start-up checks, so an unreachable database is reported as such, once.
+  if (std::find(queues.begin(), queues.end(), "fingerprint_audio") != queues.end() ||
+      std::find(queues.begin(), queues.end(), "match_fingerprint") != queues.end()) {
+    try {
+      Catalogue::shared(config);
+    } catch (...) {
+      rethrow_database_error(std::current_exception(), config);
+    }
+  }
 
   // Queues whose handler has not landed in this build are named and skipped, not fatal.
   HandlerRegistry registry;
