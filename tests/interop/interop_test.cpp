@@ -266,6 +266,9 @@ TEST_F(InteropTest, TwoCppWorkersAndANodeWorkerCompleteEachJobExactlyOnce) {
   client().create_queue("shared", {{"deadLetter", "shared__dead"}});
   test::BackgroundProcess node_worker(
       {"node", tool_path(), "drain", url_, schema_name_, "shared", "60"});
+  // Until its SIGTERM handler is in, Node dies of the signal instead of reporting its count.
+  ASSERT_TRUE(node_worker.wait_for_err("drain: working", milliseconds(30'000)))
+      << node_worker.err_so_far();
   ExecutorOptions opt;
   opt.concurrency = 50;
   opt.poll_interval = milliseconds(200);

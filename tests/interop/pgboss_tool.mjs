@@ -115,6 +115,8 @@ try {
         last = Date.now();
         for (const j of jobs) await boss.complete(queue, j.id, { by: 'node' });
       });
+    // The caller may SIGTERM us as soon as the queue is drained: say when the handler is in.
+    process.stderr.write('drain: working\n');
     const until = Date.now() + seconds * 1000;
     while (!stop && Date.now() < until && (count === 0 || Date.now() - last < 3000)) await sleep(100);
     out({ count });
