@@ -55,10 +55,22 @@ yw_pg_start() {
   if yw_pg_as_owner "$bin/pg_ctl" -D "$dir/pgdata" status >/dev/null 2>&1; then
     port=$(cat "$dir/port")
   else
-    port=$(yw_free_port "${YW_PG_PORT_BASE:-55432}") || { echo "no free port" >&2; return 1; }
-    yw_pg_as_owner "$bin/pg_ctl" -D "$dir/pgdata" -l "$dir/server.log" -w -t 60 \
-      -o "-c listen_addresses=127.0.0.1 -c port=$port -c unix_socket_directories=$dir -c max_connections=300 -c fsync=${YW_PG_FSYNC:-on}" \
-      start >/dev/null || { tail -n 20 "$dir/server.log" >&2; return 1; }
+    # A port that looked free can be taken before the server binds it (another test's server,
+    # or a port the kernel handed out as ephemeral): try the next one, a few times.
+    local base=${YW_PG_PORT_BASE:-55432} try started=0
+    for try in 1 2 3 4 5; do
+      port=$(yw_free_port "$base") || { echo "no free port" >&2; return 1; }
+      yw_pg_as_owner sh -c ': >"$1"' sh "$dir/server.log"
+      if yw_pg_as_owner "$bin/pg_ctl" -D "$dir/pgdata" -l "$dir/server.log" -w -t 60 \
+        -o "-c listen_addresses=127.0.0.1 -c port=$port -c unix_socket_directories=$dir -c max_connections=300 -c fsync=${YW_PG_FSYNC:-on}" \
+        start >/dev/null; then
+        started=1
+        break
+      fi
+      grep -q "could not bind" "$dir/server.log" || break
+      base=$((port + 1))
+    done
+    [ "$started" = 1 ] || { tail -n 20 "$dir/server.log" >&2; return 1; }
     echo "$port" >"$dir/port"
   fi
   export YW_PG_PORT=$port
