@@ -6,6 +6,16 @@
 
 namespace yw {
 
+std::string exception_message(const std::exception_ptr& e) {
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::exception& ex) {
+    return ex.what();
+  } catch (...) {
+    return "unknown exception";
+  }
+}
+
 bool is_sticky_device_error(std::string_view message) noexcept {
   // cudaGetErrorName / cudaGetErrorString of each error that leaves the context unusable.
   static constexpr std::array<std::string_view, 22> kSticky = {

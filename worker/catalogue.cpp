@@ -254,12 +254,72 @@ std::optional<CatalogueEntry> Catalogue::get_on(pqxx::connection& c, const std::
   return e;
 }
 
+namespace {
+
+void put_be32(std::string& out, std::uint32_t v) {
+  const char b[4] = {static_cast<char>(v >> 24), static_cast<char>(v >> 16),
+                     static_cast<char>(v >> 8), static_cast<char>(v)};
+  out.append(b, 4);
+}
+
+}  // namespace
+
 void Catalogue::add(const std::vector<CatalogueEntry>& entries) {
+  // The same rows as catalogue_upsert_statement, but the items of the whole batch travel as one
+  // binary int4[] parameter (array_recv: no text to print or parse) and each row takes its slice
+  // of it; the small fields stay in jsonb. Parsing the items' int4[] text was most of the cost:
+  // 10,000 rows of 950 items took ~2 s as jsonb text and ~1.3 s through text COPY, against
+  // ~0.2 s for the INSERT itself (psql, this machine).
+  std::map<std::string, std::size_t> last;
+  for (std::size_t i = 0; i < entries.size(); ++i)
+    last[entries[i].record_id] = i;
+  auto rows = nlohmann::json::array();
+  std::size_t total = 0;
+  for (std::size_t i = 0; i < entries.size(); ++i)
+    if (last[entries[i].record_id] == i) total += entries[i].items.size();
+  YW_CHECK(total < 0x7FFFFFFFu, "catalogue: {} items in one batch", total);
+  // array_send's layout: ndim, has-nulls, element type (int4 = 23), then length and lower bound,
+  // then (length, value) per element, all big-endian.
+  std::string flat;
+  flat.reserve(20 + 8 * total);
+  put_be32(flat, total ? 1 : 0);  // no items at all: the empty array, which has no dimension
+  put_be32(flat, 0);
+  put_be32(flat, 23);
+  if (total) {
+    put_be32(flat, static_cast<std::uint32_t>(total));
+    put_be32(flat, 1);
+  }
+  std::size_t at = 0;
+  for (std::size_t i = 0; i < entries.size(); ++i) {
+    const auto& e = entries[i];
+    if (last[e.record_id] != i) continue;
+    for (const std::uint32_t item : e.items) {
+      put_be32(flat, 4);
+      put_be32(flat, item);
+    }
+    rows.push_back(
+        {{"record_id", e.record_id},
+         {"o", at},
+         {"n", e.items.size()},
+         {"duration_seconds", e.duration_seconds},
+         {"source_job", e.source_job.empty() ? nlohmann::json() : nlohmann::json(e.source_job)}});
+    at += e.items.size();
+  }
+  const std::string sql = fmt::format(
+      "INSERT INTO {0}.fingerprint (record_id, items, duration_seconds, source_job) "
+      "SELECT j->>'record_id', "
+      "($2::int4[])[(j->>'o')::int4 + 1 : (j->>'o')::int4 + (j->>'n')::int4], "
+      "(j->>'duration_seconds')::float8, (j->>'source_job')::uuid "
+      "FROM jsonb_array_elements($1::jsonb) AS arg(j) "
+      "ON CONFLICT (record_id) DO UPDATE SET items = EXCLUDED.items, "
+      "duration_seconds = EXCLUDED.duration_seconds, source_job = EXCLUDED.source_job, "
+      "updated_on = now()",
+      schema_);
+  const std::string json = rows.dump();
   std::lock_guard lock(m_);
   with_conn([&](pqxx::connection& c) {
     pqxx::work tx(c);
-    const auto st = catalogue_upsert_statement(schema_, entries);
-    tx.exec_params(st.sql, st.param);
+    tx.exec_params(sql, json, pqxx::binarystring(flat.data(), flat.size()));
     tx.commit();
     return 0;
   });

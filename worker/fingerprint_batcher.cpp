@@ -106,13 +106,7 @@ void FingerprintBatcher::run_subset(std::span<const std::shared_ptr<Request>> re
     for (std::size_t i = 0; i < requests.size(); ++i)
       requests[i]->result.set_value(std::move(items[i]));
   } catch (...) {
-    std::string what = "unknown exception";
-    try {
-      std::rethrow_exception(std::current_exception());
-    } catch (const std::exception& e) {
-      what = e.what();
-    } catch (...) {
-    }
+    const std::string what = exception_message(std::current_exception());
     // A sticky CUDA error: no retry on this device can succeed (device_health.hpp).
     if (is_sticky_device_error(what)) {
       DeviceHealth::global().mark_unhealthy(device_label_, what);

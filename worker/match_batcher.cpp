@@ -97,13 +97,7 @@ void MatchBatcher::run_batch(std::vector<std::shared_ptr<Request>>&& batch) {
       r->result.set_value(std::move(mine));
     }
   } catch (...) {
-    std::string what = "unknown exception";
-    try {
-      std::rethrow_exception(std::current_exception());
-    } catch (const std::exception& e) {
-      what = e.what();
-    } catch (...) {
-    }
+    const std::string what = exception_message(std::current_exception());
     // A sticky CUDA error poisons the device for the whole process (device_health.hpp).
     if (is_sticky_device_error(what)) {
       DeviceHealth::global().mark_unhealthy(device_label_, what);

@@ -131,6 +131,29 @@ TEST_F(CatalogueDb, MigrationCreatesAWorkerOwnedSchemaOnceAndRefusesPgBossSchema
   EXPECT_THROW(open(), ConfigError);
 }
 
+// Catalogue::add sends a batch's items as one binary int4[] that each row slices: every row gets
+// exactly its own items (lengths vary, values use all 32 bits), its duration and source job, and
+// a record given twice keeps its last entry.
+TEST_F(CatalogueDb, BatchAddStoresEachRowsOwnItemsAndTheLastOfARepeatedRecord) {
+  auto a = open();
+  test::SyntheticFingerprints gen(9);
+  std::vector<CatalogueEntry> entries;
+  for (int i = 0; i < 300; ++i)
+    entries.push_back({"rec" + std::to_string(i), gen.song(1 + static_cast<std::size_t>(i) * 7),
+                       10.0 + i, i % 2 ? "" : "00000000-0000-0000-0000-0000000000aa"});
+  entries.push_back({"rec5", gen.song(400), 99.5, ""});
+  a->add(entries);
+  for (int i = 0; i < 300; ++i) {
+    const auto& want = i == 5 ? entries.back() : entries[static_cast<std::size_t>(i)];
+    const auto got = a->get(want.record_id);
+    ASSERT_TRUE(got.has_value()) << want.record_id;
+    ASSERT_EQ(got->items, want.items) << want.record_id;
+    EXPECT_EQ(got->duration_seconds, want.duration_seconds) << want.record_id;
+    EXPECT_EQ(got->source_job, want.source_job) << want.record_id;
+  }
+  a->add({});  // nothing to add: no statement fails
+}
+
 TEST_F(CatalogueDb, WorkersFollowEachOthersWritesAndDeletesWithinASecond) {
   auto a = open();
   auto b = open();

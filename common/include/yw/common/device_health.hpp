@@ -7,6 +7,7 @@
 // (another worker, or this one restarted by its supervisor, runs the jobs), /readyz answers 503
 // naming the error, and `yesod-worker run` stops and exits non-zero. Recoverable errors (out of
 // memory above all) are not sticky and keep the callers' retry in halves.
+#include <exception>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -18,6 +19,9 @@ namespace yw {
 // YW_CUDA_CHECK puts in its messages and by the texts the runtime (and libtorch, "CUDA error:
 // ...") print for them.
 bool is_sticky_device_error(std::string_view message) noexcept;
+// The message of a caught exception, for is_sticky_device_error and logs ("unknown exception"
+// when it is not a std::exception).
+std::string exception_message(const std::exception_ptr& e);
 
 class DeviceHealth {
  public:
