@@ -20,14 +20,16 @@
 #     builds only libyw_torch_runner.so (one libtorch TU) against the device's pip torch and a
 #     Demucs-sized model with that torch (both in the background), runs the GPU tests, the twin /
 #     HPSS benchmark and the separation benchmark on cuda:0 while sampling nvidia-smi, and prints
-#     a short table last. Logs and the table go to $OUT (or build/gpu-check).
+#     a short table last. The match rescoring's twins (yw_match_gpu_check: one catalogue-like
+#     candidate x offset batch, exact equality, tasks/s) run after the twin benchmark. Logs and
+#     the table go to $OUT (or build/gpu-check).
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root" || exit 1
 limit_mib=40
 bundle="$root/.gpu-bundle"
 targets=(yw_fingerprint_gpu_tests yw_models_gpu_tests yw_gpu_check_bench yw_separation_bench_bundle
-  yw_common yw_kernels_core)
+  yw_match_gpu_check yw_common yw_kernels_core)
 # Libraries a bare machine has (glibc) or must bring itself (the CUDA driver and runtime).
 system_libs='^(linux-vdso|ld-linux|libc|libm|libdl|libpthread|librt|libutil|libresolv)\.so'
 cuda_libs='^lib(cuda|cudart|cufft|nvidia-[a-z-]*|nvrtc|nvJitLink)\.so'
@@ -52,7 +54,8 @@ make_bundle() {
     cmake --build "$from" -j "${YW_JOBS:-2}" --target "${targets[@]}" || return 1
   fi
   local bins=(tests/kernels/yw_fingerprint_gpu_tests tests/models/yw_models_gpu_tests
-    tests/kernels/yw_gpu_check_bench tests/models/yw_separation_bench_bundle)
+    tests/kernels/yw_gpu_check_bench tests/models/yw_separation_bench_bundle
+    tests/match/yw_match_gpu_check)
   rm -rf "$out"
   mkdir -p "$out/bin" "$out/lib/static" "$out/include"
   for b in "${bins[@]}"; do
@@ -223,6 +226,11 @@ stamp "twin benchmark"
 sampled bench timeout 200 "$bundle/bin/yw_gpu_check_bench" >"$out/bench.log" 2>&1
 r[bench_rc]=$?
 val() { awk -v k="$1" '$1 == k {print $2}' "$out/bench.log"; }
+stamp "match rescoring twins"
+sampled match timeout 120 "$bundle/bin/yw_match_gpu_check" --records 8000 --queries 512 \
+  >"$out/match.log" 2>&1
+r[match_rc]=$?
+mval() { awk -v k="$1" '$1 == k {print $2}' "$out/match.log"; }
 
 stamp "waiting for the torch runner and the model"
 wait "$runner_pid"; r[runner]=$([ -f /tmp/yw-runner/libyw_torch_runner.so ] && echo built || echo FAILED)
@@ -251,9 +259,11 @@ echo "=== gpu-check ($(cat "$out/gpu.txt")), $(($(date +%s) - t0)) s wall ===" |
   printf '%-40s %sx real time (batched/unbatched %s)\n' "fingerprint cuda, one signal per call" "$(val fp_unbatched_x_realtime)" "$(val fp_batched_over_unbatched)"
   printf '%-40s %sx real time per core\n' "fingerprint cpu twin" "$(val fp_cpu_x_realtime_per_core)"
   printf '%-40s cuda %sx (stereo), cpu %sx per core, max diff %s\n' "hpss real-time factor" "$(val hpss_cuda_x_realtime_stereo)" "$(val hpss_cpu_x_realtime_per_core)" "$(val hpss_max_abs_diff)"
+  printf '%-40s equal %s (%s of %s tasks differ, rc=%s, seed %s); GPU %s vs CPU %s tasks/s (%sx)\n' "match rescoring: equal / tasks/s GPU vs CPU" "$(mval match_equal)" "$(mval match_differing_tasks)" "$(mval match_tasks)" "${r[match_rc]}" "$(mval seed)" "$(mval match_gpu_tasks_per_s)" "$(mval match_cpu_tasks_per_s)" "$(mval match_gpu_over_cpu)"
+  printf '%-40s GPU %s vs CPU %s (one CPU thread)\n' "match rescoring: candidate-items/s" "$(mval match_gpu_items_per_s)" "$(mval match_cpu_items_per_s)"
   printf '%-40s %s, own CUDA stream %s; model %s\n' "torch runner (device torch)" "${r[runner]}" "${r[runner_stream]:-?}" "${r[model]}"
   printf '%-40s unbatched %s, cross-song %s\n' "separation, demucs-like on cuda:0" "$(sep '^unbatched')" "$(sep '^cross-song')"
   printf '%-40s %s\n' "separation ratio" "$(grep -m1 '^ratio' "$out/separation.log" 2>/dev/null)"
-  printf '%-40s tests %s, bench %s, separation %s\n' "device busy fraction" "${r[tests_busy]:-?}" "${r[bench_busy]:-?}" "${r[sep_busy]:-?}"
-  printf '%-40s tests %s, bench %s, separation %s MiB\n' "peak device memory" "${r[tests_peak_mib]:-?}" "${r[bench_peak_mib]:-?}" "${r[sep_peak_mib]:-?}"
+  printf '%-40s tests %s, bench %s, match %s, separation %s\n' "device busy fraction" "${r[tests_busy]:-?}" "${r[bench_busy]:-?}" "${r[match_busy]:-?}" "${r[sep_busy]:-?}"
+  printf '%-40s tests %s, bench %s, match %s, separation %s MiB\n' "peak device memory" "${r[tests_peak_mib]:-?}" "${r[bench_peak_mib]:-?}" "${r[match_peak_mib]:-?}" "${r[sep_peak_mib]:-?}"
 } | tee -a "$out/table.txt"
