@@ -90,6 +90,18 @@ make_bundle() {
 }
 
 # ---- here: the loader check in a minimal root -------------------------------------------------
+# The Debian mirror this machine's apt uses (deb822 .sources first, then sources.list), so
+# debootstrap reaches what apt reaches; empty means debootstrap's own default.
+apt_mirror() {
+  local m
+  m=$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/*.sources 2>/dev/null || true)
+  if [ -z "$m" ] && [ -f /etc/apt/sources.list ]; then
+    m=$(awk '$1 == "deb" && $0 !~ /security/ {
+      for (i = 2; i <= NF; i++) if ($i ~ /^[a-z]+:\/\//) { print $i; exit } }' /etc/apt/sources.list)
+  fi
+  echo "$m"
+}
+
 minimal_root() {
   local cache=/var/cache/yesod-worker
   local dir="$cache/minbase-bookworm"
@@ -98,7 +110,8 @@ minimal_root() {
     mkdir -p "$cache"
     rm -rf "$dir.tmp"
     echo "gpu-check: creating the minimal root $dir (debootstrap --variant=minbase, once)" >&2
-    debootstrap --variant=minbase bookworm "$dir.tmp" http://deb.debian.org/debian \
+    # shellcheck disable=SC2046 # no mirror: debootstrap's default
+    debootstrap --variant=minbase bookworm "$dir.tmp" $(apt_mirror) \
       >"$cache/debootstrap.log" 2>&1 || { tail -20 "$cache/debootstrap.log" >&2; return 1; }
     mv "$dir.tmp" "$dir"
   fi
