@@ -95,6 +95,11 @@ void interruptible_sleep(const std::atomic<bool>& stop, milliseconds d) {
     std::this_thread::sleep_for(std::min(milliseconds(50), d));
 }
 
+// The state of executors whose threads were abandoned by join: reachable from here (so it stays
+// alive under those threads, and leak checkers see it as live), never freed.
+std::mutex abandoned_m;
+std::vector<void*>* abandoned_impls = nullptr;
+
 }  // namespace
 
 ExecutorOptions ExecutorOptions::from_config(const WorkerConfig& config) {
@@ -233,7 +238,24 @@ struct Executor::Impl {
   void fetch_loop(QueueLoop& loop) {
     milliseconds backoff(100);
     std::vector<queue::Settle> completions;
+    std::string held;  // why claims of this queue are held now; empty while they are not
     while (fetching) {
+      if (opt.claim_hold) {
+        std::string reason = opt.claim_hold(loop.name);
+        if (held.empty() && !reason.empty()) {
+          log(LogLevel::warn, "executor", "not claiming until this is fixed",
+              {field("queue", loop.name), field("reason", reason)});
+        } else if (!held.empty() && reason.empty()) {
+          log(LogLevel::info, "executor", "claiming again", {field("queue", loop.name)});
+        }
+        held = std::move(reason);
+        if (!held.empty()) {
+          std::unique_lock lock(loop.m);
+          loop.fetch_cv.wait_for(lock, std::min(opt.poll_interval, milliseconds(1000)),
+                                 [&] { return !fetching; });
+          continue;
+        }
+      }
       int want = 0;
       {
         std::unique_lock lock(loop.m);
@@ -892,7 +914,11 @@ bool Executor::join(milliseconds grace) {
       for (auto& t : *group)
         if (t.joinable()) t.detach();
   }
-  (void)impl_.release();
+  {
+    std::lock_guard lock(abandoned_m);
+    if (abandoned_impls == nullptr) abandoned_impls = new std::vector<void*>();
+    abandoned_impls->push_back(impl_.release());
+  }
   return false;
 }
 

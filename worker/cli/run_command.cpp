@@ -1,5 +1,6 @@
 // `yesod-worker run`: the long-running worker.
 #include <chrono>
+#include <condition_variable>
 #include <exception>
 #include <memory>
 #include <mutex>
@@ -23,6 +24,8 @@
 #include "yw/worker/http_server.hpp"
 #include "yw/worker/metrics.hpp"
 #include "yw/worker/shutdown.hpp"
+#include "yw/worker/storage.hpp"
+#include "yw/worker/supabase_errors.hpp"
 
 namespace yw::worker::cli {
 namespace {
@@ -34,6 +37,52 @@ const std::vector<std::string>& default_queues() {
                                                   "match_fingerprint"};
   return queues;
 }
+
+// What abandoned threads still use when the worker exits without them: reachable from here (so
+// nothing frees it under them, and leak checkers see it as the live object it is), never freed.
+struct Abandoned {
+  std::unique_ptr<queue::ConnectionPool> pool;
+  std::unique_ptr<queue::PgBossClient> client;
+};
+Abandoned* abandoned = nullptr;
+
+// The queues whose handlers read job audio from storage, and whether they also write artifacts:
+// their claims wait while a storage fault of that kind lasts (supabase_errors.hpp).
+std::string storage_hold_for(const std::string& queue) {
+  if (queue == "fingerprint_audio") return storage_claim_hold(false);
+  if (queue == "extract_metadata" || queue == "separate_stems") return storage_claim_hold(true);
+  return {};
+}
+
+// probe_storage every kStorageProbeInterval, on its own thread, until destroyed.
+class StorageProber {
+ public:
+  explicit StorageProber(const WorkerConfig& config) : thread_([this, &config] { run(config); }) {}
+  StorageProber(const StorageProber&) = delete;
+  StorageProber& operator=(const StorageProber&) = delete;
+  ~StorageProber() {
+    {
+      std::lock_guard lock(m_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+
+ private:
+  void run(const WorkerConfig& config) {
+    std::unique_lock lock(m_);
+    while (!cv_.wait_for(lock, kStorageProbeInterval, [this] { return stop_; })) {
+      lock.unlock();
+      probe_storage(config);
+      lock.lock();
+    }
+  }
+  std::mutex m_;
+  std::condition_variable cv_;
+  bool stop_ = false;
+  std::thread thread_;
+};
 
 // GET /metrics, /healthz and /readyz (design.md §6). Readiness: the database answers with the
 // supported schema version, the device is still usable, the worker is not shutting down, and no
@@ -219,6 +268,7 @@ int run_worker(const WorkerConfig& config) {
   ExecutorOptions options = ExecutorOptions::from_config(config);
   options.queues = served;
   options.device = device;
+  options.claim_hold = storage_hold_for;
   if (pooler == queue::PoolerMode::transaction) {
     options.listen = false;
     log(LogLevel::warn, "worker",
@@ -227,6 +277,7 @@ int run_worker(const WorkerConfig& config) {
                     "session-mode port (5432 on Supabase's pooler) or a direct connection"),
         {field("database", config.database_url->masked())});
   }
+  const StorageProber prober(config);
   Executor executor(client, registry, options);
   if (!served.empty()) executor.start();
   const auto ops = start_ops_listener(config, client, pool, shutdown, device, served);
@@ -260,9 +311,7 @@ int run_worker(const WorkerConfig& config) {
   }
   // Failed-back handlers were asked to stop; give them a moment, then leave without them.
   if (!executor.join(std::chrono::seconds(2))) {
-    // Abandoned threads still use the client and its pool: keep both alive until exit.
-    static_cast<void>(client_holder.release());
-    static_cast<void>(pool_holder.release());
+    abandoned = new Abandoned{std::move(pool_holder), std::move(client_holder)};
   }
   const ExecutorStats stats = executor.stats();
   log(LogLevel::info, "worker", "executor stopped",

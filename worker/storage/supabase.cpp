@@ -104,27 +104,32 @@ size_t keep_body(char* data, size_t size, size_t n, void* user) {
   return size * n;
 }
 
-// The bucket's file_size_limit (GET /storage/v1/bucket/{id}), -1 when it cannot be read: only
-// to name the limit in a message.
+// GET /storage/v1/bucket/{id}: the HTTP status (0 when no answer came) and the body's start.
+std::pair<long, std::string> get_bucket(const WorkerConfig& config, const std::string& bucket) {
+  CurlPtr curl = make_curl();
+  CURL* c = curl.get();
+  const SlistPtr list = make_header_list(supabase_headers(config));
+  const std::string url = fmt::format("{}/bucket/{}", supabase_base(config), encode_path(bucket));
+  std::string body;
+  const std::string agent = user_agent();
+  curl_easy_setopt(c, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(c, CURLOPT_TIMEOUT, 10L);
+  curl_easy_setopt(c, CURLOPT_USERAGENT, agent.c_str());
+  curl_easy_setopt(c, CURLOPT_HTTPHEADER, list.get());
+  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, &keep_body);
+  curl_easy_setopt(c, CURLOPT_WRITEDATA, &body);
+  if (curl_easy_perform(c) != CURLE_OK) return {0, {}};
+  long status = 0;
+  curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+  return {status, std::move(body)};
+}
+
+// The bucket's file_size_limit, -1 when it cannot be read: only to name the limit in a message.
 long long bucket_size_limit(const WorkerConfig& config, const std::string& bucket) {
   try {
-    CurlPtr curl = make_curl();
-    CURL* c = curl.get();
-    const SlistPtr list = make_header_list(supabase_headers(config));
-    const std::string url = fmt::format("{}/bucket/{}", supabase_base(config), encode_path(bucket));
-    std::string body;
-    const std::string agent = user_agent();
-    curl_easy_setopt(c, CURLOPT_URL, url.c_str());
-    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 10L);
-    curl_easy_setopt(c, CURLOPT_USERAGENT, agent.c_str());
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, list.get());
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, &keep_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &body);
-    if (curl_easy_perform(c) != CURLE_OK) return -1;
-    long status = 0;
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    const auto [status, body] = get_bucket(config, bucket);
     if (status != 200) return -1;
     const auto j = nlohmann::json::parse(body, nullptr, false);
     if (j.is_object() && j.contains("file_size_limit") && j["file_size_limit"].is_number())
@@ -240,3 +245,30 @@ std::string put_supabase(const fs::path& local_file, const std::vector<std::stri
 }
 
 }  // namespace yw::worker::storage_detail
+
+namespace yw::worker {
+
+void probe_storage(const WorkerConfig& config) {
+  for (const StorageHold& hold : storage_holds()) {
+    try {
+      auto [status, body] = storage_detail::get_bucket(config, hold.bucket);
+      if (status == 0) continue;  // no answer: the server's trouble, no news about the fault
+      if (hold.baseline_status == 0) {
+        set_storage_hold_baseline(hold.op, status, std::move(body));
+        continue;
+      }
+      // Readable now where it was not, or its settings (mime types, size limit) changed.
+      const bool changed =
+          status == 200 && (hold.baseline_status != 200 || body != hold.baseline_body);
+      if (!changed) continue;
+      log(LogLevel::info, "storage", "the bucket answers differently now; claims resume",
+          {field("bucket", hold.bucket), field("status", status)});
+      storage_request_worked(hold.op);
+    } catch (const std::exception& e) {
+      log(LogLevel::warn, "storage", "cannot probe the bucket",
+          {field("bucket", hold.bucket), field("error", e.what())});
+    }
+  }
+}
+
+}  // namespace yw::worker

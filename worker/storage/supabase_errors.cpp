@@ -2,6 +2,8 @@
 #include "yw/worker/supabase_errors.hpp"
 
 #include <charconv>
+#include <map>
+#include <mutex>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -11,6 +13,25 @@
 
 namespace yw::worker {
 namespace {
+
+using SteadyTime = std::chrono::steady_clock;
+
+// The holds of storage_claim_hold, one per operation, kept beside the readiness reasons they
+// mirror (a hold exists exactly while its reason is set).
+struct HoldState {
+  std::string bucket;
+  long baseline_status = 0;
+  std::string baseline_body;
+  SteadyTime::time_point last_trial;
+};
+struct Holds {
+  std::mutex mutex;
+  std::map<SupabaseRequest::Op, HoldState> by_op;
+};
+Holds& holds() {
+  static Holds* h = new Holds();  // never destroyed: fetch loops may ask during exit
+  return *h;
+}
 
 bool contains(std::string_view text, std::string_view part) {
   return text.find(part) != std::string_view::npos;
@@ -163,9 +184,21 @@ void throw_storage_verdict(const SupabaseRequest& r, const StorageVerdict& v) {
     case StorageFault::deployment: {
       const auto name =
           r.op == SupabaseRequest::Op::upload ? kReadinessStorageUpload : kReadinessStorageDownload;
-      if (Readiness::global().set(name, v.message)) {
-        log(LogLevel::error, "storage", fmt::format("misconfigured: {}", v.message));
+      Readiness::global().set(name, v.message);
+      bool fresh = false;
+      {
+        Holds& h = holds();
+        std::lock_guard lock(h.mutex);
+        auto [it, added] = h.by_op.try_emplace(r.op);
+        fresh = added || it->second.bucket != r.bucket;
+        if (fresh) {
+          it->second = HoldState{};
+          it->second.bucket = r.bucket;
+        }
+        it->second.last_trial = SteadyTime::now();  // after a failed trial: a full interval
       }
+      // Once per episode: the jobs in flight when it began fail with the same fault.
+      if (fresh) log(LogLevel::error, "storage", fmt::format("misconfigured: {}", v.message));
       throw StorageConfigError(v.message, __FILE__, __LINE__);
     }
     case StorageFault::input:
@@ -177,8 +210,52 @@ void throw_storage_verdict(const SupabaseRequest& r, const StorageVerdict& v) {
 }
 
 void storage_request_worked(SupabaseRequest::Op op) {
+  {
+    Holds& h = holds();
+    std::lock_guard lock(h.mutex);
+    h.by_op.erase(op);
+  }
   Readiness::global().clear(op == SupabaseRequest::Op::upload ? kReadinessStorageUpload
                                                               : kReadinessStorageDownload);
+}
+
+std::string storage_claim_hold(bool uploads) {
+  Holds& h = holds();
+  std::lock_guard lock(h.mutex);
+  const auto now = SteadyTime::now();
+  std::vector<HoldState*> due;
+  for (auto& [op, hold] : h.by_op) {
+    if (op == SupabaseRequest::Op::upload && !uploads) continue;
+    if (now - hold.last_trial >= kStorageTrialInterval) {
+      due.push_back(&hold);
+      continue;
+    }
+    const auto reasons = Readiness::global().reasons();
+    const auto it = reasons.find(op == SupabaseRequest::Op::upload ? kReadinessStorageUpload
+                                                                   : kReadinessStorageDownload);
+    return it != reasons.end() ? it->second : std::string("storage is misconfigured");
+  }
+  for (HoldState* d : due)
+    d->last_trial = now;
+  return {};
+}
+
+std::vector<StorageHold> storage_holds() {
+  Holds& h = holds();
+  std::lock_guard lock(h.mutex);
+  std::vector<StorageHold> out;
+  for (const auto& [op, hold] : h.by_op)
+    out.push_back({op, hold.bucket, hold.baseline_status, hold.baseline_body});
+  return out;
+}
+
+void set_storage_hold_baseline(SupabaseRequest::Op op, long status, std::string body) {
+  Holds& h = holds();
+  std::lock_guard lock(h.mutex);
+  const auto it = h.by_op.find(op);
+  if (it == h.by_op.end() || it->second.baseline_status != 0) return;
+  it->second.baseline_status = status;
+  it->second.baseline_body = std::move(body);
 }
 
 }  // namespace yw::worker

@@ -21,6 +21,7 @@
 // stats() from anywhere.
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -64,7 +65,10 @@ struct ExecutorOptions {
   std::map<std::string, nlohmann::json> queue_options;
   // LISTEN for NOTIFY on the schema's channel (only queues with notify are woken by it).
   bool listen = true;
-  std::string listen_url;                // connection for LISTEN; empty: the pool's URL
+  std::string listen_url;  // connection for LISTEN; empty: the pool's URL
+  // Asked before each claim of a queue: a non-empty answer (the reason) holds that queue's claims
+  // for now; completions and failures are still written. Called from fetch threads.
+  std::function<std::string(const std::string& queue)> claim_hold;
   const WorkerConfig* config = nullptr;  // handed to handlers
   Device device;
 

@@ -68,6 +68,12 @@ std::string put_artifact(const std::filesystem::path& local_file, std::string_vi
 std::string put_artifact_bytes(std::string_view bytes, std::string_view key,
                                const WorkerConfig& config);
 
+// While a storage fault holds claims (supabase_errors.hpp): GETs each held fault's bucket and
+// ends the hold when the answer differs from the first one this probe saw (the bucket was
+// created, its settings or the key's rights changed). Called every kStorageProbeInterval by the
+// worker; one request per hold, none when nothing is held. Never throws.
+void probe_storage(const WorkerConfig& config);
+
 // The first segment of artifact keys for a job: its record_id (a number or a non-empty string,
 // as job data carries it) made path-safe (characters outside [A-Za-z0-9._-] become '_'), else the
 // job id. Every handler of a record uses it, so a record's artifacts share one folder.

@@ -7,9 +7,11 @@
 // many connections), 544 (database timeout), 416 and unknown routes (HTTP 404, fastify's own body
 // with a numeric statusCode) use other HTTP statuses. So an answer is classified by the body's
 // statusCode and code first and the HTTP status only when the body has none.
+#include <chrono>
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "yw/common/error.hpp"
 
@@ -69,10 +71,35 @@ inline constexpr std::string_view kReadinessStorageDownload = "storage.download"
 inline constexpr std::string_view kReadinessStorageUpload = "storage.upload";
 
 // Throws the exception `verdict` calls for (StorageConfigError, InputError or Error), setting
-// the readiness reason and logging the fix once per distinct message for deployment faults.
+// the readiness reason and logging the fix once per episode (until the fault is cleared, or
+// moves to another bucket) for deployment faults.
 [[noreturn]] void throw_storage_verdict(const SupabaseRequest& request,
                                         const StorageVerdict& verdict);
 // Clears the readiness reason of `op` after a request that worked.
 void storage_request_worked(SupabaseRequest::Op op);
+
+// Claims of the queues that use storage wait while a deployment fault lasts, so jobs do not spend
+// their retries on a fault that is not theirs: only the jobs in flight when it appears spend one.
+// The hold ends when probe_storage (storage.hpp) sees the fault's bucket answer differently, or
+// for one claim every kStorageTrialInterval, so that a fault the probe cannot see (anon keys
+// cannot read bucket rows) is still tried again by a real job.
+inline constexpr std::chrono::seconds kStorageProbeInterval{5};
+inline constexpr std::chrono::seconds kStorageTrialInterval{60};
+
+// The fault that holds claims for a queue that downloads (and, with `uploads`, one that uploads
+// too); empty when a claim may go ahead. Thread-safe; each trial is handed to one caller.
+std::string storage_claim_hold(bool uploads);
+
+// A fault that holds claims, as the probe sees it: which bucket, and what a GET of that bucket
+// answered when the probe first looked (status 0 before it has looked).
+struct StorageHold {
+  SupabaseRequest::Op op = SupabaseRequest::Op::download;
+  std::string bucket;
+  long baseline_status = 0;
+  std::string baseline_body;
+};
+std::vector<StorageHold> storage_holds();
+// The probe's first look at a hold's bucket; later answers are compared with it.
+void set_storage_hold_baseline(SupabaseRequest::Op op, long status, std::string body);
 
 }  // namespace yw::worker
