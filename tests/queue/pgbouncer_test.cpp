@@ -219,6 +219,61 @@ TEST_F(PgbouncerTest, AStarvedWorkerStillStopsWithinItsShutdownTimeout) {
   EXPECT_NE(r.err.find("before the database answered"), std::string::npos) << r.err;
 }
 
+// /readyz behind a starved pooler (real-world.md §3): the worker's statements wait in pgbouncer's
+// queue, and readiness answers 503 within seconds, naming the pool, instead of hanging the probe;
+// once the pooler has a free server connection again it answers 200.
+TEST_F(PgbouncerTest, ReadinessTurnsDownWithinSecondsWhileThePoolerIsStarved) {
+  PgBossSchema schema;
+  Pgbouncer bouncer("transaction", 2);
+  if (::testing::Test::HasFatalFailure()) return;
+  const int port = free_loopback_port();
+  ProcessOptions opts;
+  opts.cwd = make_temp_dir("yw-pgbouncer-ready");
+  opts.env = {{"DATABASE_URL", bouncer.url()},
+              {"PGBOSS_SCHEMA", schema.name()},
+              {"YW_QUEUES", "process_new_record"},
+              {"YW_DEVICE", "cpu"},
+              {"YW_METRICS_ADDR", "127.0.0.1:" + std::to_string(port)},
+              {"YW_SHUTDOWN_TIMEOUT_S", "2"}};
+  opts.unset_env = {"NODE_ENV", "YW_DB_POOL_MODE"};
+  BackgroundProcess worker({worker_binary(), "run"}, opts);
+  ASSERT_TRUE(worker.wait_for_err("started", 30s)) << worker.err_so_far();
+  std::string ready;
+  for (int i = 0; i < 50 && !ready.starts_with("HTTP/1.1 200"); ++i) {
+    ready = http_get(port, "/readyz");
+    if (!ready.starts_with("HTTP/1.1 200")) std::this_thread::sleep_for(100ms);
+  }
+  ASSERT_TRUE(ready.starts_with("HTTP/1.1 200")) << ready;
+
+  // In transaction mode an open transaction keeps its server connection: hold both.
+  std::vector<std::unique_ptr<pqxx::connection>> conns;
+  std::vector<std::unique_ptr<pqxx::work>> held;
+  for (int i = 0; i < 2; ++i) {
+    conns.push_back(std::make_unique<pqxx::connection>(bouncer.url()));
+    held.push_back(std::make_unique<pqxx::work>(*conns.back()));
+    held.back()->exec("SELECT 1");
+  }
+  std::this_thread::sleep_for(1200ms);  // past the last answer's second of validity
+  const auto t0 = std::chrono::steady_clock::now();
+  ready = http_get(port, "/readyz");
+  const auto took = std::chrono::steady_clock::now() - t0;
+  EXPECT_TRUE(ready.starts_with("HTTP/1.1 503")) << ready;
+  EXPECT_NE(ready.find("database: no answer for "), std::string::npos) << ready;
+  EXPECT_NE(ready.find("worker's pool"), std::string::npos) << ready;
+  EXPECT_LT(took, 4s) << ready;
+
+  held.clear();  // rolled back: the server connections are free again
+  for (int i = 0; i < 100 && !ready.starts_with("HTTP/1.1 200"); ++i) {
+    std::this_thread::sleep_for(100ms);
+    ready = http_get(port, "/readyz");
+  }
+  EXPECT_TRUE(ready.starts_with("HTTP/1.1 200")) << ready;
+
+  worker.signal(SIGTERM);
+  const ProcessResult r = worker.wait(30s);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+}
+
 TEST_F(PgbouncerTest, ProbeTellsTransactionModeFromSessionMode) {
   Pgbouncer session("session");
   Pgbouncer transaction("transaction");

@@ -84,11 +84,115 @@ class StorageProber {
   std::thread thread_;
 };
 
+// The database's answer for /readyz, asked on a thread of its own: behind a starved pooler a
+// statement waits in the pooler's queue for minutes (real-world.md §3), and readiness must say so
+// within seconds instead of hanging the probe that asked. A readiness request starts a check when
+// none ran in the last second, and waits for it up to kAnswerWithin.
+class DatabaseProbe {
+ public:
+  static constexpr std::chrono::seconds kAnswerWithin{2};
+
+  DatabaseProbe(queue::PgBossClient& client, std::string pool_name)
+      : state_(std::make_shared<State>()), pool_name_(std::move(pool_name)) {
+    thread_ = std::thread([s = state_, &client] { run(*s, client); });
+  }
+  DatabaseProbe(const DatabaseProbe&) = delete;
+  DatabaseProbe& operator=(const DatabaseProbe&) = delete;
+  ~DatabaseProbe() { finish(std::chrono::milliseconds(0)); }
+
+  // One line when the database did not answer (in time), else empty.
+  std::string problem() {
+    using Clock = std::chrono::steady_clock;
+    std::unique_lock lock(state_->m);
+    State& s = *state_;
+    if (s.stop) return {};
+    const auto now = Clock::now();
+    if (!s.requested && !s.running &&
+        (!s.answered || now - s.finished >= std::chrono::seconds(1))) {
+      s.requested = true;
+      s.asked = now;
+      s.cv.notify_all();
+    }
+    const auto waiting_since = s.running ? s.started : s.asked;
+    if (s.requested || s.running) {
+      s.cv.wait_until(lock, waiting_since + kAnswerWithin,
+                      [&] { return s.stop || (!s.requested && !s.running); });
+    }
+    if (s.requested || s.running) {
+      const auto waited =
+          std::chrono::duration<double>(Clock::now() - (s.running ? s.started : s.asked)).count();
+      return fmt::format(
+          "no answer for {:.0f} s from the {}: a pooler without a free server connection, or a "
+          "lock, holds the worker's statements",
+          waited, pool_name_);
+    }
+    return s.error;
+  }
+
+  // Stops the thread; false when it is still inside a statement after `grace` (it is then
+  // detached and still uses the client, which the caller must keep alive until exit).
+  bool finish(std::chrono::milliseconds grace) {
+    if (!thread_.joinable()) return state_->exited_cleanly;
+    std::unique_lock lock(state_->m);
+    state_->stop = true;
+    state_->cv.notify_all();
+    const bool exited = state_->cv.wait_for(lock, grace, [&] { return state_->exited; });
+    lock.unlock();
+    if (exited) {
+      thread_.join();
+    } else {
+      thread_.detach();
+    }
+    state_->exited_cleanly = exited;
+    return exited;
+  }
+
+ private:
+  struct State {
+    std::mutex m;
+    std::condition_variable cv;
+    bool requested = false, running = false, answered = false, stop = false, exited = false;
+    bool exited_cleanly = true;
+    std::chrono::steady_clock::time_point asked, started, finished;
+    std::string error;
+  };
+
+  static void run(State& s, queue::PgBossClient& client) {
+    std::unique_lock lock(s.m);
+    while (true) {
+      s.cv.wait(lock, [&] { return s.stop || s.requested; });
+      if (s.stop) break;
+      s.requested = false;
+      s.running = true;
+      s.started = std::chrono::steady_clock::now();
+      lock.unlock();
+      std::string error;
+      try {
+        client.check_version();
+      } catch (const std::exception& e) {
+        error = mask_secrets(e.what());
+      }
+      lock.lock();
+      s.running = false;
+      s.answered = true;
+      s.finished = std::chrono::steady_clock::now();
+      s.error = std::move(error);
+      s.cv.notify_all();
+    }
+    s.exited = true;
+    s.cv.notify_all();
+  }
+
+  std::shared_ptr<State> state_;
+  std::string pool_name_;
+  std::thread thread_;
+};
+
 // GET /metrics, /healthz and /readyz (design.md §6). Readiness: the database answers with the
 // supported schema version, the device is still usable, the worker is not shutting down, and no
 // named reason of yw::Readiness is set.
 std::unique_ptr<HttpServer> start_ops_listener(const WorkerConfig& config,
-                                               queue::PgBossClient& client,
+                                               queue::PgBossClient& client, DatabaseProbe& database,
                                                const queue::ConnectionPool& pool,
                                                const ShutdownController& shutdown,
                                                const Device& device,
@@ -96,14 +200,11 @@ std::unique_ptr<HttpServer> start_ops_listener(const WorkerConfig& config,
   if (config.metrics_addr.empty()) return nullptr;
   std::map<std::string, HttpServer::Handler> routes;
   routes["/healthz"] = [] { return HttpResponse{200, "text/plain; charset=utf-8", "ok\n"}; };
-  routes["/readyz"] = [&client, &shutdown, device] {
+  routes["/readyz"] = [&database, &shutdown, device] {
     std::string problems;
     if (!shutdown.fetching_allowed()) problems += "shutting down\n";
-    try {
-      client.check_version();
-    } catch (const std::exception& e) {
-      problems += fmt::format("database: {}\n", mask_secrets(e.what()));
-    }
+    if (const std::string db = database.problem(); !db.empty())
+      problems += fmt::format("database: {}\n", db);
     if (const auto fault = DeviceHealth::global().problem()) {
       problems += fmt::format("device: unhealthy: {}\n", *fault);
     } else if (device.is_cuda() && cuda_inventory().count <= device.index) {
@@ -280,7 +381,8 @@ int run_worker(const WorkerConfig& config) {
   const StorageProber prober(config);
   Executor executor(client, registry, options);
   if (!served.empty()) executor.start();
-  const auto ops = start_ops_listener(config, client, pool, shutdown, device, served);
+  DatabaseProbe database(client, fmt::format("worker's pool ({} connections)", pool_size));
+  const auto ops = start_ops_listener(config, client, database, pool, shutdown, device, served);
 
   const std::string device_text =
       device.is_cuda() ? fmt::format("{} {}", device.to_string(), inventory.describe(device.index))
@@ -310,7 +412,8 @@ int run_worker(const WorkerConfig& config) {
     shutdown.wait_until(std::chrono::steady_clock::now() + std::chrono::milliseconds(100));
   }
   // Failed-back handlers were asked to stop; give them a moment, then leave without them.
-  if (!executor.join(std::chrono::seconds(2))) {
+  const bool executor_returned = executor.join(std::chrono::seconds(2));
+  if (!database.finish(std::chrono::milliseconds(200)) || !executor_returned) {
     abandoned = new Abandoned{std::move(pool_holder), std::move(client_holder)};
   }
   const ExecutorStats stats = executor.stats();
