@@ -34,24 +34,22 @@ int count_of(const std::string& text, const std::string& needle) {
   return n;
 }
 
-TEST(StorageReadinessTest, ARefusedKeyFailsTheJobRetryablyAndTurnsReadinessDown) {
-  YW_REQUIRE_DATABASE();
-  PgBossSchema schema;
-  SupabaseStandIn supa;
-  supa.add_bucket("tracks", {.is_public = false, .allowed_mime_types = {}, .file_size_limit = -1});
-  supa.put_object("tracks/u/song.wav", some_audio(2000));
-  // Created before the worker (which leaves it as it is) with a retry delay, so the state after
-  // the first attempt can be read: `retry` (a terminal failure would be `failed` at once).
-  {
-    queue::ConnectionPool setup({.url = schema.url(), .max_size = 1});
-    queue::PgBossClient c(setup, schema.name());
-    c.create_queue("extract_metadata__dead", {{"policy", "standard"}});
-    c.create_queue("extract_metadata", {{"policy", "standard"},
-                                        {"deadLetter", "extract_metadata__dead"},
-                                        {"retryLimit", 3},
-                                        {"retryDelay", 60}});
-  }
-  const int port = free_loopback_port();
+// extract_metadata and its dead-letter queue, created before the worker (which leaves them as
+// they are) with the retry settings a test reads the states through.
+void create_metadata_queue(const PgBossSchema& schema, int retry_limit, int retry_delay_s) {
+  queue::ConnectionPool setup({.url = schema.url(), .max_size = 1});
+  queue::PgBossClient c(setup, schema.name());
+  c.create_queue("extract_metadata__dead", {{"policy", "standard"}});
+  c.create_queue("extract_metadata", {{"policy", "standard"},
+                                      {"deadLetter", "extract_metadata__dead"},
+                                      {"retryLimit", retry_limit},
+                                      {"retryDelay", retry_delay_s}});
+}
+
+// `yesod-worker run` serving extract_metadata against the stand-in with `key`, /readyz on `port`.
+ProcessOptions worker_options(const PgBossSchema& schema, const SupabaseStandIn& supa, int port,
+                              const std::string& key,
+                              std::map<std::string, std::string> extra = {}) {
   ProcessOptions opts;
   opts.cwd = make_temp_dir("yw-storage-ready");
   opts.env = {{"DATABASE_URL", schema.url()},
@@ -60,8 +58,24 @@ TEST(StorageReadinessTest, ARefusedKeyFailsTheJobRetryablyAndTurnsReadinessDown)
               {"YW_DEVICE", "cpu"},
               {"YW_METRICS_ADDR", "127.0.0.1:" + std::to_string(port)},
               {"SUPABASE_URL", supa.url()},
-              {"SUPABASE_SERVICE_ROLE_KEY", "expired-key"}};
+              {"SUPABASE_SERVICE_ROLE_KEY", key}};
+  for (auto& [k, v] : extra)
+    opts.env[k] = std::move(v);
   opts.unset_env = {"NODE_ENV", "SUPABASE_ANON_KEY"};
+  return opts;
+}
+
+TEST(StorageReadinessTest, ARefusedKeyFailsTheJobRetryablyAndTurnsReadinessDown) {
+  YW_REQUIRE_DATABASE();
+  PgBossSchema schema;
+  SupabaseStandIn supa;
+  supa.add_bucket("tracks", {.is_public = false, .allowed_mime_types = {}, .file_size_limit = -1});
+  supa.put_object("tracks/u/song.wav", some_audio(2000));
+  // A retry delay, so the state after the first attempt can be read: `retry` (a terminal
+  // failure would be `failed` at once).
+  create_metadata_queue(schema, 3, 60);
+  const int port = free_loopback_port();
+  const ProcessOptions opts = worker_options(schema, supa, port, "expired-key");
   BackgroundProcess worker({worker_binary(), "run"}, opts);
   ASSERT_TRUE(worker.wait_for_err("started", 30s)) << worker.err_so_far();
   EXPECT_TRUE(http_get(port, "/readyz").starts_with("HTTP/1.1 200"));
@@ -104,27 +118,10 @@ TEST(StorageReadinessTest, AMissingOutputBucketHoldsClaimsUntilTheBucketExists) 
   SupabaseStandIn supa;
   supa.add_bucket("tracks", {.is_public = false, .allowed_mime_types = {}, .file_size_limit = -1});
   supa.put_object("tracks/u/song.wav", tone_wav(22050, 3000));
-  {
-    queue::ConnectionPool setup({.url = schema.url(), .max_size = 1});
-    queue::PgBossClient c(setup, schema.name());
-    c.create_queue("extract_metadata__dead", {{"policy", "standard"}});
-    c.create_queue("extract_metadata", {{"policy", "standard"},
-                                        {"deadLetter", "extract_metadata__dead"},
-                                        {"retryLimit", 1},
-                                        {"retryDelay", 0}});
-  }
+  create_metadata_queue(schema, 1, 0);
   const int port = free_loopback_port();
-  ProcessOptions opts;
-  opts.cwd = make_temp_dir("yw-storage-hold");
-  opts.env = {{"DATABASE_URL", schema.url()},
-              {"PGBOSS_SCHEMA", schema.name()},
-              {"YW_QUEUES", "extract_metadata"},
-              {"YW_DEVICE", "cpu"},
-              {"YW_METRICS_ADDR", "127.0.0.1:" + std::to_string(port)},
-              {"YW_OUTPUT_URI", "supabase://artifacts/yesod"},
-              {"SUPABASE_URL", supa.url()},
-              {"SUPABASE_SERVICE_ROLE_KEY", "service-key"}};
-  opts.unset_env = {"NODE_ENV", "SUPABASE_ANON_KEY"};
+  const ProcessOptions opts = worker_options(schema, supa, port, "service-key",
+                                             {{"YW_OUTPUT_URI", "supabase://artifacts/yesod"}});
   BackgroundProcess worker({worker_binary(), "run"}, opts);
   ASSERT_TRUE(worker.wait_for_err("started", 30s)) << worker.err_so_far();
 
