@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <condition_variable>
 #include <deque>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <set>
@@ -56,6 +57,7 @@ struct QueueLoop {
   std::deque<queue::Job> pending;
   std::deque<Outcome> outcomes;
   int busy = 0;       // claimed and not yet through its handler: what concurrency limits
+  int reserved = 0;   // of `busy`: slots held for claims whose statement has not returned
   int unsettled = 0;  // outcomes not yet written back
   bool wake = false;
   int workers_alive = 0;
@@ -264,6 +266,7 @@ struct Executor::Impl {
         want = std::min(loop.concurrency - loop.busy, loop.max_batch);
         // Reserved before the statement runs, so parallel fetch loops never overshoot.
         loop.busy += want;
+        loop.reserved += want;
         loop.wake = false;
         if (opt.combine_settle) take_completions(loop, completions);
       }
@@ -286,6 +289,7 @@ struct Executor::Impl {
         {
           std::lock_guard lock(loop.m);
           loop.busy -= want;
+          loop.reserved -= want;
           loop.fetch_cv.notify_all();
           // Not known to be written: the settle loop retries them (fenced, so a completion that
           // did land is reported as a lost claim, never written twice).
@@ -308,6 +312,7 @@ struct Executor::Impl {
       {
         std::lock_guard lock(loop.m);
         loop.busy -= want - static_cast<int>(jobs.size());
+        loop.reserved -= want;
         for (auto& j : jobs)
           loop.pending.push_back(std::move(j));
         wake_worker(loop);
@@ -803,7 +808,8 @@ int Executor::in_flight() const {
   if (!impl_) return 0;
   for (auto& l : impl_->loops) {
     std::lock_guard lock(l->m);
-    n += l->busy + l->unsettled;
+    // Jobs claimed and not yet settled; a claim still waiting for the database holds none.
+    n += l->busy - l->reserved + l->unsettled;
   }
   return n;
 }
@@ -853,12 +859,19 @@ bool Executor::join(milliseconds grace) {
   // this floor a join(0) (the destructor's) found them still alive, abandoned every thread and
   // leaked Impl while the threads still referred to the caller's client.
   const auto until = SteadyTime::now() + std::max(grace, milliseconds(2000));
+  // Fetch loops leave at once unless a statement holds them (behind a starved pooler it waits
+  // for minutes); then they are abandoned, and so are the jobs a late claim would bring: the
+  // process exits soon after, closing the connection, so a claim still queued in a pooler never
+  // runs, and one already running leaves its jobs to expire and retry.
+  const auto fetch_until = SteadyTime::now() + milliseconds(500);
   const int settlers_per_loop = std::max(1, s.opt.settlers);
+  std::map<const QueueLoop*, int> abandoned_fetchers;
   for (auto& l : s.loops) {
-    // Fetch loops leave at once unless a statement holds them; then they are abandoned.
     std::unique_lock lock(l->m);
-    if (!l->work_cv.wait_until(lock, until, [&] { return l->loops_alive <= settlers_per_loop; })) {
+    if (!l->work_cv.wait_until(lock, fetch_until,
+                               [&] { return l->loops_alive <= settlers_per_loop; })) {
       all_returned = false;
+      abandoned_fetchers[l.get()] = l->loops_alive - settlers_per_loop;
       log(LogLevel::warn, "executor",
           "a fetch is still waiting for the database; not waiting for it",
           {field("queue", l->name)});
@@ -882,12 +895,13 @@ bool Executor::join(milliseconds grace) {
   for (auto& l : s.loops) {
     std::unique_lock lock(l->m);
     l->settle_cv.notify_all();
-    if (!l->work_cv.wait_until(lock, settle_until, [&] { return l->loops_alive == 0; }))
+    const int left_behind = abandoned_fetchers[l.get()];
+    if (!l->work_cv.wait_until(lock, settle_until, [&] { return l->loops_alive <= left_behind; }))
       all_returned = false;
   }
   s.background_stop = true;
   // The monitor and the sweeper may be inside a statement too: bounded like the loops.
-  const auto background_until = SteadyTime::now() + std::chrono::seconds(2);
+  const auto background_until = SteadyTime::now() + milliseconds(500);
   while (s.background_alive > 0 && SteadyTime::now() < background_until)
     std::this_thread::sleep_for(milliseconds(10));
   if (s.background_alive > 0) {

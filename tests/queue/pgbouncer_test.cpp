@@ -221,7 +221,8 @@ TEST_F(PgbouncerTest, AStarvedWorkerStillStopsWithinItsShutdownTimeout) {
 
 // /readyz behind a starved pooler (real-world.md §3): the worker's statements wait in pgbouncer's
 // queue, and readiness answers 503 within seconds, naming the pool, instead of hanging the probe;
-// once the pooler has a free server connection again it answers 200.
+// once the pooler has a free server connection again it answers 200; and SIGTERM while starved
+// still stops the worker within its shutdown timeout.
 TEST_F(PgbouncerTest, ReadinessTurnsDownWithinSecondsWhileThePoolerIsStarved) {
   PgBossSchema schema;
   Pgbouncer bouncer("transaction", 2);
@@ -269,9 +270,19 @@ TEST_F(PgbouncerTest, ReadinessTurnsDownWithinSecondsWhileThePoolerIsStarved) {
   }
   EXPECT_TRUE(ready.starts_with("HTTP/1.1 200")) << ready;
 
+  // Starved again, SIGTERM: the worker leaves its waiting statements behind and stops within its
+  // shutdown timeout (2 s here), with a margin for a loaded machine.
+  for (int i = 0; i < 2; ++i) {
+    held.push_back(std::make_unique<pqxx::work>(*conns[static_cast<std::size_t>(i)]));
+    held.back()->exec("SELECT 1");
+  }
+  std::this_thread::sleep_for(2500ms);  // the fetch loop's next poll is waiting in the pooler
+  const auto t1 = std::chrono::steady_clock::now();
   worker.signal(SIGTERM);
-  const ProcessResult r = worker.wait(30s);
+  const ProcessResult r = worker.wait(60s);
+  const auto stop_took = std::chrono::steady_clock::now() - t1;
   EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_LT(stop_took, 4s) << r.err;
 }
 
 TEST_F(PgbouncerTest, ProbeTellsTransactionModeFromSessionMode) {
