@@ -86,8 +86,8 @@ class StorageProber {
 
 // The database's answer for /readyz, asked on a thread of its own: behind a starved pooler a
 // statement waits in the pooler's queue for minutes (real-world.md §3), and readiness must say so
-// within seconds instead of hanging the probe that asked. A readiness request starts a check when
-// none ran in the last second, and waits for it up to kAnswerWithin.
+// within seconds instead of hanging the probe that asked. A readiness request starts a check
+// unless one is running (it then shares that one's answer), and waits for it up to kAnswerWithin.
 class DatabaseProbe {
  public:
   static constexpr std::chrono::seconds kAnswerWithin{2};
@@ -107,8 +107,7 @@ class DatabaseProbe {
     State& s = *state_;
     if (s.stop) return {};
     const auto now = Clock::now();
-    if (!s.requested && !s.running &&
-        (!s.answered || now - s.finished >= std::chrono::seconds(1))) {
+    if (!s.requested && !s.running) {
       s.requested = true;
       s.asked = now;
       s.cv.notify_all();
@@ -151,9 +150,9 @@ class DatabaseProbe {
   struct State {
     std::mutex m;
     std::condition_variable cv;
-    bool requested = false, running = false, answered = false, stop = false, exited = false;
+    bool requested = false, running = false, stop = false, exited = false;
     bool exited_cleanly = true;
-    std::chrono::steady_clock::time_point asked, started, finished;
+    std::chrono::steady_clock::time_point asked, started;
     std::string error;
   };
 
@@ -174,8 +173,6 @@ class DatabaseProbe {
       }
       lock.lock();
       s.running = false;
-      s.answered = true;
-      s.finished = std::chrono::steady_clock::now();
       s.error = std::move(error);
       s.cv.notify_all();
     }
