@@ -109,13 +109,14 @@ ExecutorOptions ExecutorOptions::from_config(const WorkerConfig& config) {
   o.queues = config.queues;
   o.concurrency = config.concurrency;
   // Cheap queues (no audio: a record's handler only reads its data and names its children) are
-  // not limited by WORKER_CONCURRENCY, which sizes the audio queues: they claim and run up to
-  // kCheapQueueConcurrency at once, 1,000 per fetch (the claim size that costs the database
-  // least per job, scripts/bench/queue.sh). Handler threads start only as jobs wait, so a no-op
-  // drain runs on a few. YW_QUEUE_CONCURRENCY still overrides.
+  // not limited by WORKER_CONCURRENCY, which sizes the audio queues: they run up to
+  // kCheapQueueConcurrency at once and claim kCheapQueueMaxBatch per fetch (the claim size that
+  // costs the database least per job; twice as many in flight lets the next claim run while the
+  // last one's jobs are settled: +10-20 % in scripts/bench/queue.sh). Handler threads start only
+  // as jobs wait, so a no-op drain runs on a few. YW_QUEUE_CONCURRENCY still overrides.
   for (const auto& q : kCheapQueues) {
     o.queue_concurrency[q] = kCheapQueueConcurrency;
-    o.queue_max_batch[q] = kCheapQueueConcurrency;
+    o.queue_max_batch[q] = kCheapQueueMaxBatch;
   }
   for (const auto& [q, n] : config.queue_concurrency)
     o.queue_concurrency[q] = n;

@@ -37,7 +37,8 @@ namespace yw::worker {
 
 // Queues whose handlers do no audio work, and how many of their jobs run at once by default.
 inline const std::vector<std::string> kCheapQueues = {"process_new_record"};
-inline constexpr int kCheapQueueConcurrency = 1000;
+inline constexpr int kCheapQueueConcurrency = 2000;
+inline constexpr int kCheapQueueMaxBatch = 1000;
 
 struct ExecutorOptions {
   std::vector<std::string> queues;               // empty: every queue in the registry
@@ -72,7 +73,8 @@ struct ExecutorOptions {
   const WorkerConfig* config = nullptr;  // handed to handlers
   Device device;
 
-  // concurrency, queue_concurrency (kCheapQueues at kCheapQueueConcurrency unless configured),
+  // concurrency, queue_concurrency (kCheapQueues at kCheapQueueConcurrency, claiming
+  // kCheapQueueMaxBatch per fetch, unless configured),
   // queue_max_batch, group_concurrency, queues from a WorkerConfig.
   static ExecutorOptions from_config(const WorkerConfig& config);
 };
