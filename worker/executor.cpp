@@ -57,7 +57,6 @@ struct QueueLoop {
   std::deque<queue::Job> pending;
   std::deque<Outcome> outcomes;
   int busy = 0;       // claimed and not yet through its handler: what concurrency limits
-  int reserved = 0;   // of `busy`: slots held for claims whose statement has not returned
   int unsettled = 0;  // outcomes not yet written back
   bool wake = false;
   int workers_alive = 0;
@@ -267,7 +266,6 @@ struct Executor::Impl {
         want = std::min(loop.concurrency - loop.busy, loop.max_batch);
         // Reserved before the statement runs, so parallel fetch loops never overshoot.
         loop.busy += want;
-        loop.reserved += want;
         loop.wake = false;
         if (opt.combine_settle) take_completions(loop, completions);
       }
@@ -290,7 +288,6 @@ struct Executor::Impl {
         {
           std::lock_guard lock(loop.m);
           loop.busy -= want;
-          loop.reserved -= want;
           loop.fetch_cv.notify_all();
           // Not known to be written: the settle loop retries them (fenced, so a completion that
           // did land is reported as a lost claim, never written twice).
@@ -313,7 +310,6 @@ struct Executor::Impl {
       {
         std::lock_guard lock(loop.m);
         loop.busy -= want - static_cast<int>(jobs.size());
-        loop.reserved -= want;
         for (auto& j : jobs)
           loop.pending.push_back(std::move(j));
         wake_worker(loop);
@@ -809,8 +805,9 @@ int Executor::in_flight() const {
   if (!impl_) return 0;
   for (auto& l : impl_->loops) {
     std::lock_guard lock(l->m);
-    // Jobs claimed and not yet settled; a claim still waiting for the database holds none.
-    n += l->busy - l->reserved + l->unsettled;
+    // A claim still waiting for the database counts its slots: shutdown waits for it (up to the
+    // timeout), so jobs it brings back are run or failed back, never left active.
+    n += l->busy + l->unsettled;
   }
   return n;
 }

@@ -269,8 +269,9 @@ TEST_F(PgbouncerTest, ReadinessTurnsDownWithinSecondsWhileThePoolerIsStarved) {
   }
   EXPECT_TRUE(ready.starts_with("HTTP/1.1 200")) << ready;
 
-  // Starved again, SIGTERM: the worker leaves its waiting statements behind and stops within its
-  // shutdown timeout (2 s here), with a margin for a loaded machine.
+  // Starved again, SIGTERM: the worker waits its shutdown timeout (2 s here) for the claim, then
+  // leaves the waiting statements behind within about a second (17 s before), with a margin for
+  // a loaded machine.
   for (int i = 0; i < 2; ++i) {
     held.push_back(std::make_unique<pqxx::work>(*conns[static_cast<std::size_t>(i)]));
     held.back()->exec("SELECT 1");
@@ -281,7 +282,7 @@ TEST_F(PgbouncerTest, ReadinessTurnsDownWithinSecondsWhileThePoolerIsStarved) {
   const ProcessResult r = worker.wait(60s);
   const auto stop_took = std::chrono::steady_clock::now() - t1;
   EXPECT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_LT(stop_took, 4s) << r.err;
+  EXPECT_LT(stop_took, 6s) << r.err;
 }
 
 TEST_F(PgbouncerTest, ProbeTellsTransactionModeFromSessionMode) {
