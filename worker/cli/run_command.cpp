@@ -4,6 +4,7 @@
 #include <exception>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include <pqxx/pqxx>
@@ -92,8 +93,8 @@ class DatabaseProbe {
  public:
   static constexpr std::chrono::seconds kAnswerWithin{2};
 
-  DatabaseProbe(queue::PgBossClient& client, std::string pool_name)
-      : state_(std::make_shared<State>()), pool_name_(std::move(pool_name)) {
+  explicit DatabaseProbe(queue::PgBossClient& client)
+      : state_(std::make_shared<State>()), pool_name_(client.pool().config().name) {
     thread_ = std::thread([s = state_, &client] { run(*s, client); });
   }
   DatabaseProbe(const DatabaseProbe&) = delete;
@@ -131,7 +132,7 @@ class DatabaseProbe {
   // Stops the thread; false when it is still inside a statement after `grace` (it is then
   // detached and still uses the client, which the caller must keep alive until exit).
   bool finish(std::chrono::milliseconds grace) {
-    if (!thread_.joinable()) return state_->exited_cleanly;
+    if (!thread_.joinable()) return exited_cleanly_;
     std::unique_lock lock(state_->m);
     state_->stop = true;
     state_->cv.notify_all();
@@ -142,7 +143,7 @@ class DatabaseProbe {
     } else {
       thread_.detach();
     }
-    state_->exited_cleanly = exited;
+    exited_cleanly_ = exited;
     return exited;
   }
 
@@ -151,7 +152,6 @@ class DatabaseProbe {
     std::mutex m;
     std::condition_variable cv;
     bool requested = false, running = false, stop = false, exited = false;
-    bool exited_cleanly = true;
     std::chrono::steady_clock::time_point asked, started;
     std::string error;
   };
@@ -183,6 +183,7 @@ class DatabaseProbe {
   std::shared_ptr<State> state_;
   std::string pool_name_;
   std::thread thread_;
+  bool exited_cleanly_ = true;
 };
 
 // GET /metrics, /healthz and /readyz (design.md §6). Readiness: the database answers with the
@@ -375,10 +376,12 @@ int run_worker(const WorkerConfig& config) {
                     "session-mode port (5432 on Supabase's pooler) or a direct connection"),
         {field("database", config.database_url->masked())});
   }
-  const StorageProber prober(config);
+  // Only Supabase Storage has faults that hold claims.
+  std::optional<StorageProber> prober;
+  if (!config.supabase_url.empty()) prober.emplace(config);
   Executor executor(client, registry, options);
   if (!served.empty()) executor.start();
-  DatabaseProbe database(client, fmt::format("worker's pool ({} connections)", pool_size));
+  DatabaseProbe database(client);
   const auto ops = start_ops_listener(config, client, database, pool, shutdown, device, served);
 
   const std::string device_text =

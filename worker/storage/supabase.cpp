@@ -104,8 +104,10 @@ size_t keep_body(char* data, size_t size, size_t n, void* user) {
   return size * n;
 }
 
-// GET /storage/v1/bucket/{id}: the HTTP status (0 when no answer came) and the body's start.
-std::pair<long, std::string> get_bucket(const WorkerConfig& config, const std::string& bucket) {
+// GET /storage/v1/bucket/{id} within `timeout_s`: the HTTP status (0 when no answer came) and the
+// body's start.
+std::pair<long, std::string> get_bucket(const WorkerConfig& config, const std::string& bucket,
+                                        long timeout_s) {
   CurlPtr curl = make_curl();
   CURL* c = curl.get();
   const SlistPtr list = make_header_list(supabase_headers(config));
@@ -115,7 +117,7 @@ std::pair<long, std::string> get_bucket(const WorkerConfig& config, const std::s
   curl_easy_setopt(c, CURLOPT_URL, url.c_str());
   curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(c, CURLOPT_TIMEOUT, 10L);
+  curl_easy_setopt(c, CURLOPT_TIMEOUT, timeout_s);
   curl_easy_setopt(c, CURLOPT_USERAGENT, agent.c_str());
   curl_easy_setopt(c, CURLOPT_HTTPHEADER, list.get());
   curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, &keep_body);
@@ -129,7 +131,7 @@ std::pair<long, std::string> get_bucket(const WorkerConfig& config, const std::s
 // The bucket's file_size_limit, -1 when it cannot be read: only to name the limit in a message.
 long long bucket_size_limit(const WorkerConfig& config, const std::string& bucket) {
   try {
-    const auto [status, body] = get_bucket(config, bucket);
+    const auto [status, body] = get_bucket(config, bucket, 10);
     if (status != 200) return -1;
     const auto j = nlohmann::json::parse(body, nullptr, false);
     if (j.is_object() && j.contains("file_size_limit") && j["file_size_limit"].is_number())
@@ -251,7 +253,8 @@ namespace yw::worker {
 void probe_storage(const WorkerConfig& config) {
   for (const StorageHold& hold : storage_holds()) {
     try {
-      auto [status, body] = storage_detail::get_bucket(config, hold.bucket);
+      // Short: the worker's shutdown waits for a probe in progress.
+      auto [status, body] = storage_detail::get_bucket(config, hold.bucket, 2);
       if (status == 0) continue;  // no answer: the server's trouble, no news about the fault
       if (hold.baseline_status == 0) {
         set_storage_hold_baseline(hold.op, status, std::move(body));

@@ -20,6 +20,7 @@ using SteadyTime = std::chrono::steady_clock;
 // mirror (a hold exists exactly while its reason is set).
 struct HoldState {
   std::string bucket;
+  std::string message;  // the fault, as its readiness reason says it
   long baseline_status = 0;
   std::string baseline_body;
   SteadyTime::time_point last_trial;
@@ -195,6 +196,7 @@ void throw_storage_verdict(const SupabaseRequest& r, const StorageVerdict& v) {
           it->second = HoldState{};
           it->second.bucket = r.bucket;
         }
+        it->second.message = v.message;
         it->second.last_trial = SteadyTime::now();  // after a failed trial: a full interval
       }
       // Once per episode: the jobs in flight when it began fail with the same fault.
@@ -230,10 +232,7 @@ std::string storage_claim_hold(bool uploads) {
       due.push_back(&hold);
       continue;
     }
-    const auto reasons = Readiness::global().reasons();
-    const auto it = reasons.find(op == SupabaseRequest::Op::upload ? kReadinessStorageUpload
-                                                                   : kReadinessStorageDownload);
-    return it != reasons.end() ? it->second : std::string("storage is misconfigured");
+    return hold.message;
   }
   for (HoldState* d : due)
     d->last_trial = now;

@@ -69,8 +69,8 @@ std::string put_artifact_bytes(std::string_view bytes, std::string_view key,
                                const WorkerConfig& config);
 
 // While a storage fault holds claims (supabase_errors.hpp): GETs each held fault's bucket and
-// ends the hold when the answer differs from the first one this probe saw (the bucket was
-// created, its settings or the key's rights changed). Called every kStorageProbeInterval by the
+// ends the hold when a 200 answer differs from the first one this probe saw (the bucket was
+// created or its settings changed). Called every kStorageProbeInterval by the
 // worker; one request per hold, none when nothing is held. Never throws.
 void probe_storage(const WorkerConfig& config);
 
