@@ -50,6 +50,10 @@ struct QueueLoop {
   std::optional<queue::GroupConcurrency> groups;  // pg-boss groupConcurrency of every fetch
   const HandlerFn* handler = nullptr;
   int max_batch = 100;  // most jobs one fetch claims
+  // Claimed, run and settled in one transaction (ExecutorOptions::transactional_queues) unless
+  // a failed batch sent the queue back to claim-then-settle until `classic_until`.
+  bool transactional = false;
+  SteadyTime::time_point classic_until{};
   std::mutex m;
   std::condition_variable fetch_cv;
   std::condition_variable work_cv;
@@ -117,11 +121,27 @@ ExecutorOptions ExecutorOptions::from_config(const WorkerConfig& config) {
     o.queue_concurrency[q] = kCheapQueueConcurrency;
     o.queue_max_batch[q] = kCheapQueueMaxBatch;
   }
+  o.transactional_queues = kCheapQueues;
   for (const auto& [q, n] : config.queue_concurrency)
     o.queue_concurrency[q] = n;
   o.group_concurrency = config.group_concurrency;
   o.config = &config;
   return o;
+}
+
+int ExecutorOptions::fetch_loops(const std::string& queue) const {
+  int n = std::max(1, fetchers);
+  if (std::find(transactional_queues.begin(), transactional_queues.end(), queue) ==
+          transactional_queues.end() ||
+      group_concurrency.count(queue) != 0)
+    return n;
+  const auto c = queue_concurrency.find(queue);
+  const int slots = std::max(1, c != queue_concurrency.end() ? c->second : concurrency);
+  const auto b = queue_max_batch.find(queue);
+  const int batch = std::max(1, b != queue_max_batch.end() ? b->second : max_batch);
+  // A transactional queue's handlers run on its fetch loops: one loop per batch of slots, so one
+  // batch's round trips overlap another's handlers.
+  return std::max(n, std::min(4, (slots + batch - 1) / batch));
 }
 
 struct Executor::Impl {
@@ -259,6 +279,7 @@ struct Executor::Impl {
         }
       }
       int want = 0;
+      bool in_transaction = false;
       {
         std::unique_lock lock(loop.m);
         loop.fetch_cv.wait(lock, [&] { return !fetching || loop.busy < loop.concurrency; });
@@ -267,7 +288,15 @@ struct Executor::Impl {
         // Reserved before the statement runs, so parallel fetch loops never overshoot.
         loop.busy += want;
         loop.wake = false;
-        if (opt.combine_settle) take_completions(loop, completions);
+        in_transaction = loop.transactional && SteadyTime::now() >= loop.classic_until;
+        if (opt.combine_settle && !in_transaction) take_completions(loop, completions);
+      }
+      if (in_transaction) {
+        const bool full = run_transaction(loop, want, backoff);
+        if (full) continue;
+        std::unique_lock lock(loop.m);
+        loop.fetch_cv.wait_for(lock, opt.poll_interval, [&] { return !fetching || loop.wake; });
+        continue;
       }
       std::vector<queue::Job> jobs;
       bool settled = false;
@@ -363,27 +392,21 @@ struct Executor::Impl {
     return r;
   }
 
-  void run_job(QueueLoop& loop, std::shared_ptr<Running> r) {
-    const queue::Job& job = r->job;  // immutable from here on; the monitor reads it too
-    const std::string record_id = record_id_of(job.data);
+  // Runs the queue's handler on one job and turns what it did into an outcome (the exception
+  // classes of the header's contract); `error` gets a failure's message.
+  Outcome call_handler(QueueLoop& loop, const queue::Job& job, std::stop_token stop,
+                       std::function<void()> heartbeat, std::string& error) {
+    const auto started = SteadyTime::now();
     Metrics::global().add("yw_jobs_in_flight", {{"queue", job.queue}}, 1);
-    // Per-job records are built only when they will be written: at thousands of jobs a second
-    // their fields cost more than the no-op handler they describe.
-    const bool log_jobs = log_level() <= LogLevel::info;
-    if (log_jobs) {
-      log(LogLevel::info, "executor", "job started",
-          {field("queue", job.queue), field("job_id", job.id), field("record_id", record_id),
-           field("retry_count", job.retry_count)});
-    }
     std::vector<JobContext::ChildJob> children;
     JobContext ctx;
     ctx.queue = job.queue;
     ctx.id = job.id;
     ctx.retry_count = job.retry_count;
-    ctx.stop = r->stop.get_token();
+    ctx.stop = std::move(stop);
     ctx.config = opt.config;
     ctx.device = opt.device;
-    ctx.heartbeat = [r] { r->touch_requested = true; };
+    ctx.heartbeat = std::move(heartbeat);
     ctx.children = &children;
     std::vector<queue::TxStatement> statements;
     ctx.statements = &statements;
@@ -391,7 +414,6 @@ struct Executor::Impl {
     Outcome o;
     o.settle.id = job.id;
     o.settle.retry_count = job.retry_count;
-    std::string error;
     try {
       o.settle.output = queue::stored_output((*loop.handler)(job.data, ctx));
       o.kind = Outcome::Kind::complete;
@@ -411,11 +433,29 @@ struct Executor::Impl {
       o.settle.output = queue::error_output("Error", "unknown exception", "Error: unknown");
       error = "unknown exception";
     }
-    const auto elapsed = SteadyTime::now() - r->started;
-    const auto ms = std::chrono::duration_cast<milliseconds>(elapsed).count();
+    const auto elapsed = SteadyTime::now() - started;
     Metrics::global().add("yw_jobs_in_flight", {{"queue", job.queue}}, -1);
     Metrics::global().observe("yw_job_duration_seconds", {{"queue", job.queue}},
                               std::chrono::duration<double>(elapsed).count());
+    return o;
+  }
+
+  void run_job(QueueLoop& loop, std::shared_ptr<Running> r) {
+    const queue::Job& job = r->job;  // immutable from here on; the monitor reads it too
+    const std::string record_id = record_id_of(job.data);
+    // Per-job records are built only when they will be written: at thousands of jobs a second
+    // their fields cost more than the no-op handler they describe.
+    const bool log_jobs = log_level() <= LogLevel::info;
+    if (log_jobs) {
+      log(LogLevel::info, "executor", "job started",
+          {field("queue", job.queue), field("job_id", job.id), field("record_id", record_id),
+           field("retry_count", job.retry_count)});
+    }
+    std::string error;
+    Outcome o = call_handler(
+        loop, job, r->stop.get_token(), [r] { r->touch_requested = true; }, error);
+    const auto ms =
+        std::chrono::duration_cast<milliseconds>(SteadyTime::now() - r->started).count();
     {
       // A later attempt of the same job (this one expired and was claimed again) may have
       // replaced the entry; leave that one alone.
@@ -441,6 +481,113 @@ struct Executor::Impl {
            field("ms", ms), field("error", error)});
     }
     push_outcome(loop, std::move(o), true);
+  }
+
+  // One batch of a transactional queue (`want` slots reserved by the caller, released here):
+  // claim, run and settle in one transaction. True when the claim came back full (claim again at
+  // once). A lost connection leaves the jobs queued (back off and retry); any other failure
+  // sends the queue to claim-then-settle for a minute, where a job that cannot be settled fails
+  // on its own instead of rolling back every batch it is in.
+  bool run_transaction(QueueLoop& loop, int want, milliseconds& backoff) {
+    const bool log_jobs = log_level() <= LogLevel::info;
+    struct Ran {
+      std::string id, record_id, error;
+      Outcome::Kind kind;
+      int retry_count;
+      long long ms;
+    };
+    std::vector<Ran> ran;
+    std::set<std::string> child_queues;
+    bool full = false;
+    try {
+      const auto result = client.claim_and_run(loop.name, want, [&](const auto& jobs) {
+        ran.clear();
+        child_queues.clear();
+        std::vector<queue::PgBossClient::RunOutcome> out;
+        out.reserve(jobs.size());
+        for (const queue::Job& job : jobs) {
+          const auto started = SteadyTime::now();
+          std::string error;
+          Outcome o = call_handler(
+              loop, job, {}, [] {}, error);
+          ran.push_back(
+              {job.id, log_jobs ? record_id_of(job.data) : std::string(), std::move(error), o.kind,
+               job.retry_count,
+               std::chrono::duration_cast<milliseconds>(SteadyTime::now() - started).count()});
+          queue::PgBossClient::RunOutcome r;
+          r.kind = o.kind == Outcome::Kind::complete
+                       ? queue::PgBossClient::RunOutcome::Kind::complete
+                   : o.kind == Outcome::Kind::fail
+                       ? queue::PgBossClient::RunOutcome::Kind::fail
+                       : queue::PgBossClient::RunOutcome::Kind::fail_terminal;
+          r.settle = std::move(o.settle);
+          for (const auto& [q, _] : o.children)
+            child_queues.insert(q);
+          r.children = std::move(o.children);
+          r.statements = std::move(o.statements);
+          out.push_back(std::move(r));
+        }
+        return out;
+      });
+      full = static_cast<int>(result.claimed) == want;
+      fetched += result.claimed;
+      completed += result.completed.size();
+      failed += result.failed.size();
+      dead += result.dead.size();
+      count(loop.name, "completed", result.completed.size());
+      count(loop.name, "failed", result.failed.size());
+      count(loop.name, "dead", result.dead.size());
+      // Written once the batch committed: an attempt rolled back had no effect, and leaves no
+      // "job started" behind (one warning says what happened to its batch).
+      for (const Ran& j : ran) {
+        if (log_jobs) {
+          log(LogLevel::info, "executor", "job started",
+              {field("queue", loop.name), field("job_id", j.id), field("record_id", j.record_id),
+               field("retry_count", j.retry_count)});
+        }
+        if (j.kind == Outcome::Kind::complete) {
+          if (log_jobs) {
+            log(LogLevel::info, "executor", "job completed",
+                {field("queue", loop.name), field("job_id", j.id), field("record_id", j.record_id),
+                 field("ms", j.ms)});
+          }
+        } else {
+          log(LogLevel::warn, "executor",
+              j.kind == Outcome::Kind::fail_terminal ? "job failed (terminal)" : "job failed",
+              {field("queue", loop.name), field("job_id", j.id), field("record_id", j.record_id),
+               field("ms", j.ms), field("error", j.error)});
+        }
+      }
+      for (const auto& q : child_queues)
+        wake(q);
+      backoff = milliseconds(100);
+    } catch (const std::exception& e) {
+      {
+        std::lock_guard lock(loop.m);
+        release_slots(loop, want);
+      }
+      if (queue::is_connection_error(e)) {
+        log(LogLevel::warn, "executor", "claim-and-run transaction lost its connection; retrying",
+            {field("queue", loop.name), field("jobs", ran.size()), field("error", e.what()),
+             field("backoff_ms", backoff.count())});
+        interruptible_sleep(fetch_stop, backoff);
+        backoff = std::min(backoff * 2, milliseconds(5000));
+      } else {
+        {
+          std::lock_guard lock(loop.m);
+          loop.classic_until = SteadyTime::now() + std::chrono::seconds(60);
+        }
+        log(LogLevel::warn, "executor",
+            "claim-and-run transaction failed and was rolled back; this queue claims first and "
+            "settles each job on its own for a minute",
+            {field("queue", loop.name), field("jobs", ran.size()), field("error", e.what())});
+      }
+      return false;
+    }
+    std::lock_guard lock(loop.m);
+    release_slots(loop, want);
+    if (!full) loop.fetch_cv.notify_all();
+    return full;
   }
 
   // Runs `fn` until it succeeds; false when it gave up. A lost connection is retried until the
@@ -742,6 +889,11 @@ void Executor::start() {
       loop->groups = g->second;
     auto b = s.opt.queue_max_batch.find(q);
     loop->max_batch = std::max(1, b != s.opt.queue_max_batch.end() ? b->second : s.opt.max_batch);
+    loop->transactional =
+        !loop->groups &&
+        std::find(s.opt.transactional_queues.begin(), s.opt.transactional_queues.end(), q) !=
+            s.opt.transactional_queues.end() &&
+        s.client.claims_in_transaction(q);
     s.loops.push_back(std::move(loop));
     s.sweep_queues.push_back(q);
     s.sweep_queues.push_back(dead);
@@ -759,10 +911,12 @@ void Executor::start() {
         loop.work_cv.notify_all();
       };
     };
-    loop.loops_alive = std::max(1, s.opt.settlers) + std::max(1, s.opt.fetchers);
+    const int fetchers =
+        loop.transactional ? s.opt.fetch_loops(loop.name) : std::max(1, s.opt.fetchers);
+    loop.loops_alive = std::max(1, s.opt.settlers) + fetchers;
     for (int i = 0; i < std::max(1, s.opt.settlers); ++i)
       loop.settlers.emplace_back(counted([&s, &loop] { s.settle_loop(loop); }));
-    for (int i = 0; i < std::max(1, s.opt.fetchers); ++i)
+    for (int i = 0; i < fetchers; ++i)
       loop.fetchers.emplace_back(counted([&s, &loop] { s.fetch_loop(loop); }));
   }
   ++s.background_alive;

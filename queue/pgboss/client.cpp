@@ -5,6 +5,7 @@
 #include <cstring>
 #include <iterator>
 #include <set>
+#include <thread>
 
 #include <fmt/format.h>
 #include <utility>
@@ -407,16 +408,22 @@ void PgBossClient::create_queue(const std::string& name, json options) {
 }
 
 QueueInfo PgBossClient::queue(const std::string& name) {
+  return queue_via(name, nullptr);
+}
+
+QueueInfo PgBossClient::queue_via(const std::string& name, pqxx::transaction_base* tx) {
   const auto now = std::chrono::steady_clock::now();
   {
     std::lock_guard lock(cache_mutex_);
     if (auto it = cache_.find(name); it != cache_.end() && now - it->second.second < refresh_)
       return it->second.first;
   }
-  const pqxx::result r = with_connection(pool_, [&](pqxx::connection& c) {
-    pqxx::nontransaction tx(c);
-    return tx.exec_params(sql::get_queues(schema_), text_array({name}));
-  });
+  const pqxx::result r =
+      tx != nullptr ? tx->exec_params(sql::get_queues(schema_), text_array({name}))
+                    : with_connection(pool_, [&](pqxx::connection& c) {
+                        pqxx::nontransaction ntx(c);
+                        return ntx.exec_params(sql::get_queues(schema_), text_array({name}));
+                      });
   YW_CHECK(!r.empty(), "pg-boss queue '{}' does not exist in schema '{}'", name, schema_);
   const auto& row = r[0];
   QueueInfo info;
@@ -540,6 +547,124 @@ std::vector<Job> PgBossClient::complete_and_fetch(const std::string& queue,
     }
   }
   return parse_claimed(queue, claimed, 1);
+}
+
+bool PgBossClient::claims_in_transaction(const std::string& queue) {
+  const std::string policy = this->queue(queue).policy;
+  return policy == "standard" || policy == "short";
+}
+
+PgBossClient::RunResult PgBossClient::claim_and_run(
+    const std::string& queue, int limit,
+    const std::function<std::vector<RunOutcome>(const std::vector<Job>&)>& run) {
+  RunResult result;
+  if (limit <= 0) return result;
+  const QueueInfo info = this->queue(queue);
+  YW_CHECK(info.policy == "standard" || info.policy == "short",
+           "queue '{}': policy '{}' cannot be claimed inside a transaction", queue, info.policy);
+  std::string xid;  // the transaction's id, to learn the outcome of a commit left in doubt
+  bool in_doubt = false;
+  try {
+    with_connection(pool_, [&](pqxx::connection& c) {
+      pqxx::work tx(c);
+      const auto rows =
+          exec_prepared(tx, sql::lock_next_jobs(schema_, info.table_name), queue, limit);
+      result.claimed = rows.size();
+      if (rows.empty()) {
+        tx.commit();
+        return 0;
+      }
+      xid = tx.exec1("SELECT txid_current()::text")[0].as<std::string>();
+      const std::vector<Job> jobs =
+          parse_claimed(queue, std::vector<pqxx::row>(rows.begin(), rows.end()), 0);
+      std::vector<RunOutcome> outcomes = run(jobs);
+      YW_CHECK(outcomes.size() == jobs.size(), "claim_and_run: {} outcomes for {} jobs",
+               outcomes.size(), jobs.size());
+      std::vector<Settle> completes, fails, terminals;
+      // Children per child queue, in job order: one insert statement each.
+      std::map<std::string, std::vector<SendJob>> children;
+      for (auto& o : outcomes) {
+        if (o.kind == RunOutcome::Kind::complete) {
+          for (auto& [q, job] : o.children)
+            children[q].push_back(std::move(job));
+          completes.push_back(std::move(o.settle));
+        } else {
+          (o.kind == RunOutcome::Kind::fail ? fails : terminals).push_back(std::move(o.settle));
+        }
+      }
+      if (!completes.empty()) {
+        std::vector<std::string> ids;
+        json outputs = json::object();
+        for (const auto& j : completes) {
+          ids.push_back(j.id);
+          outputs[j.id] = j.output;
+        }
+        result.completed = ids_of(exec_prepared(tx, sql::complete_locked(schema_, info.table_name),
+                                                queue, uuid_array(ids), outputs.dump()));
+        // The rows are locked by this transaction: nobody else can have settled them.
+        YW_CHECK(result.completed.size() == completes.size(),
+                 "queue '{}': {} of {} locked jobs completed", queue, result.completed.size(),
+                 completes.size());
+      }
+      for (const auto& [q, list] : children)
+        insert_with(tx, schema_, queue_via(q, &tx), list);
+      for (const auto& o : outcomes)
+        if (o.kind == RunOutcome::Kind::complete)
+          for (const auto& st : o.statements)
+            tx.exec_params(st.sql, st.param);
+      for (const bool terminal : {false, true}) {
+        const auto& list = terminal ? terminals : fails;
+        if (list.empty()) continue;
+        const SettleParams p = settle_params(list);
+        exec_prepared(tx, sql::start_locked(schema_, info.table_name), queue, p.ids);
+        (terminal ? result.dead : result.failed) =
+            ids_of(exec_prepared(tx, sql::fail_jobs(schema_, info.table_name, terminal), queue,
+                                 p.ids, p.attempts, p.outputs));
+      }
+      try {
+        tx.commit();
+      } catch (const pqxx::in_doubt_error&) {
+        in_doubt = true;
+        throw;
+      }
+      return 0;
+    });
+  } catch (const pqxx::sql_error& e) {
+    if (e.sqlstate() == "42P01" || e.sqlstate() == "23514") invalidate(queue);
+    throw;
+  } catch (const std::exception& e) {
+    if (!in_doubt) throw;
+    // The server knows: a settled batch is reported as settled (its jobs must not be taken for
+    // queued ones), a rolled-back one as the lost connection it was.
+    const std::optional<bool> committed = transaction_committed(xid);
+    if (committed == true) return result;
+    throw Error(fmt::format("database connection lost at commit ({}); {}", e.what(),
+                            committed ? "the transaction was rolled back"
+                                      : "whether it committed could not be learnt"));
+  }
+  return result;
+}
+
+std::optional<bool> PgBossClient::transaction_committed(const std::string& xid) {
+  // Up to 10 s: the server may still hold the transaction open until it sees the connection
+  // gone, and a restarting pooler takes a moment to accept connections again.
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (std::chrono::steady_clock::now() < until) {
+    try {
+      const pqxx::result r = with_connection(pool_, [&](pqxx::connection& c) {
+        pqxx::nontransaction tx(c);
+        return tx.exec_params("SELECT txid_status($1::bigint)", xid);
+      });
+      if (r.empty() || r[0][0].is_null()) return std::nullopt;  // too old to be known
+      const std::string status = r[0][0].as<std::string>();
+      if (status == "committed") return true;
+      if (status == "aborted") return false;
+    } catch (const std::exception& e) {
+      if (!is_connection_error(e)) return std::nullopt;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  return std::nullopt;
 }
 
 std::vector<Job> PgBossClient::parse_claimed(const std::string& queue, std::vector<pqxx::row> rows,

@@ -283,6 +283,41 @@ std::string complete_and_fetch(std::string_view s, std::string_view t, std::stri
       fmt::arg("ctes", ctes), fmt::arg("claim", claim));
 }
 
+std::string lock_next_jobs(std::string_view s, std::string_view t) {
+  return fmt::format(
+      "SELECT id, data, CASE WHEN started_on IS NOT NULL THEN retry_count + 1 ELSE retry_count "
+      "END, expire_seconds, heartbeat_seconds, group_id, group_tier, priority, "
+      "extract(epoch FROM created_on)::float8 FROM {s}.{t} WHERE name = $1 AND state < 'active' "
+      "AND NOT blocked AND start_after <= {s}.job_now() "
+      "ORDER BY priority DESC, created_on LIMIT $2 FOR UPDATE SKIP LOCKED",
+      fmt::arg("s", s), fmt::arg("t", t));
+}
+
+// The claim's columns as fetch_next_job writes them (4.5), for rows this transaction locked.
+constexpr std::string_view kClaimColumns =
+    "started_on = {s}.job_now(), heartbeat_on = {s}.job_now(), retry_count = CASE WHEN "
+    "started_on IS NOT NULL THEN retry_count + 1 ELSE retry_count END";
+
+std::string complete_locked(std::string_view s, std::string_view t) {
+  // job_now() is the transaction's start, when the rows were locked: the claim's time. The
+  // completion's time is that plus the time since, so a test clock still shifts both alike.
+  return fmt::format(
+      "UPDATE {s}.{t} SET state = 'completed', {claim}, "
+      "completed_on = {s}.job_now() + (clock_timestamp() - now()), "
+      "output = NULLIF($3::jsonb -> (id::text), 'null'::jsonb) "
+      "WHERE name = $1 AND id = ANY($2::uuid[]) AND state < 'active' RETURNING id",
+      fmt::arg("s", s), fmt::arg("t", t),
+      fmt::arg("claim", fmt::format(fmt::runtime(kClaimColumns), fmt::arg("s", s))));
+}
+
+std::string start_locked(std::string_view s, std::string_view t) {
+  return fmt::format(
+      "UPDATE {s}.{t} SET state = 'active', {claim} "
+      "WHERE name = $1 AND id = ANY($2::uuid[]) AND state < 'active' RETURNING id",
+      fmt::arg("s", s), fmt::arg("t", t),
+      fmt::arg("claim", fmt::format(fmt::runtime(kClaimColumns), fmt::arg("s", s))));
+}
+
 std::string complete_jobs(std::string_view s, std::string_view t) {
   return fmt::format(
       "UPDATE {s}.{t} SET completed_on = {s}.job_now(), state = 'completed', "

@@ -47,6 +47,22 @@ std::string fetch_next_job(std::string_view schema, std::string_view table, std:
 std::string complete_and_fetch(std::string_view schema, std::string_view table,
                                std::string_view policy, bool batch, bool grouped = false);
 
+// The claim of a job run inside its own transaction (PgBossClient::claim_and_run), for the
+// standard and short policies only, which put no rule on active jobs: the candidates of
+// fetch_next_job, row-locked (FOR UPDATE SKIP LOCKED) but left queued. $1 queue, $2 limit.
+// Rows in claim order, with the columns of fetch_next_job; retry_count is the value the claim
+// gives it (4.5), so it names the attempt as a fetched job's does.
+std::string lock_next_jobs(std::string_view schema, std::string_view table);
+// The claim and the completion of locked rows in one UPDATE: what fetch_next_job then
+// complete_jobs would leave (state, started_on and heartbeat_on at the transaction's start, the
+// claim's retry_count, completed_on when the statement runs, each job's own output). $1 queue,
+// $2 uuid[] ids, $3 jsonb object id -> output. Returns the completed ids.
+std::string complete_locked(std::string_view schema, std::string_view table);
+// The claim alone of locked rows (state active, as fetch_next_job writes it), so that
+// fail_jobs, fenced on the claim's retry_count, can fail them in the same transaction. $1 queue,
+// $2 uuid[] ids. Returns the ids.
+std::string start_locked(std::string_view schema, std::string_view table);
+
 // plans.ts completeJobsWithOutputs, fenced: $1 queue, $2 uuid[] ids, $3 text[] 'id:retry' pairs,
 // $4 jsonb object id -> output. Returns the completed ids.
 std::string complete_jobs(std::string_view schema, std::string_view table);

@@ -203,6 +203,147 @@ TEST_F(ClientTest, CompleteAndFetchWritesBothInOneStatement) {
   EXPECT_EQ(job("q", second[0].id)["state"], "completed");
 }
 
+// claim_and_run: the claim, the handlers' outcomes and their children commit together. While
+// `run` runs, the rows are locked but still queued: other sessions neither see them active nor
+// can claim them. Afterwards every row reads as if fetch and then complete/fail had run.
+TEST_F(ClientTest, ClaimAndRunClaimsRunsAndSettlesInOneTransaction) {
+  client_->create_queue("q__dead");
+  client_->create_queue("q", {{"retryLimit", 1}, {"deadLetter", "q__dead"}});
+  client_->create_queue("kids");
+  EXPECT_TRUE(client_->claims_in_transaction("q"));
+  std::vector<std::string> ids;
+  for (int i = 0; i < 5; ++i)
+    ids.push_back(*client_->send("q", {json{{"n", i}}, {{"priority", i == 2 ? 5 : 0}}}));
+  // Job 4 is a retry: its claim counts the earlier attempt.
+  exec("UPDATE {s}.job SET state = 'retry', started_on = now() - interval '1 minute' WHERE id = '" +
+       ids[4] + "'");
+  using Kind = PgBossClient::RunOutcome::Kind;
+  const PgBossClient::RunResult r =
+      client_->claim_and_run("q", 10, [&](const std::vector<Job>& jobs) {
+        EXPECT_EQ(jobs.size(), 5u);
+        EXPECT_EQ(jobs.at(0).id, ids[2]) << "priority first";
+        EXPECT_EQ(
+            row("SELECT count(*) FROM {s}.job WHERE name = 'q' AND state < 'active'")[0].as<int>(),
+            5);
+        ConnectionPool other_pool(PoolConfig{.url = schema_->url(), .max_size = 1});
+        PgBossClient other(other_pool, schema_->name());
+        EXPECT_TRUE(other.fetch("q", 10).empty()) << "locked rows are skipped by other claims";
+        std::vector<PgBossClient::RunOutcome> out;
+        for (const Job& j : jobs) {
+          PgBossClient::RunOutcome o;
+          o.settle = {j.id, j.retry_count, json{{"n", j.data["n"]}, {"try", j.retry_count}}};
+          const int n = j.data["n"].get<int>();
+          if (n == 0) o.children = {{"kids", SendJob{json{{"from", 0}}, json::object()}}};
+          if (n == 1) o.kind = Kind::fail;
+          if (n == 3) o.kind = Kind::fail_terminal;
+          out.push_back(std::move(o));
+        }
+        return out;
+      });
+  EXPECT_EQ(r.claimed, 5u);
+  EXPECT_EQ(std::set<std::string>(r.completed.begin(), r.completed.end()),
+            std::set<std::string>({ids[0], ids[2], ids[4]}));
+  EXPECT_EQ(r.failed, std::vector<std::string>{ids[1]});
+  EXPECT_EQ(r.dead, std::vector<std::string>{ids[3]});
+  for (const int i : {0, 2, 4}) {
+    const json j = job("q", ids[i]);
+    EXPECT_EQ(j["state"], "completed");
+    EXPECT_EQ(j["retry_count"], i == 4 ? 1 : 0);
+    EXPECT_EQ(j["output"], json({{"n", i}, {"try", i == 4 ? 1 : 0}}));
+    EXPECT_FALSE(j["heartbeat_on"].is_null());
+    EXPECT_TRUE(row("SELECT started_on > now() - interval '1 minute' AND started_on <= "
+                    "completed_on FROM {s}.job WHERE id = '" +
+                    ids[i] + "'")[0]
+                    .as<bool>());
+  }
+  EXPECT_EQ(job("q", ids[1])["state"], "retry");
+  EXPECT_EQ(job("q", ids[1])["retry_count"], 0);
+  EXPECT_EQ(job("q", ids[3])["state"], "failed");
+  EXPECT_EQ(
+      row("SELECT count(*) FROM {s}.job WHERE name = 'q__dead' AND source_id = '" + ids[3] + "'")[0]
+          .as<int>(),
+      1);
+  EXPECT_EQ(row("SELECT count(*) FROM {s}.job WHERE name = 'kids'")[0].as<int>(), 1);
+  // The retried job's next claim counts this attempt.
+  exec("UPDATE {s}.job SET start_after = now() WHERE id = '" + ids[1] + "'");
+  const auto again = client_->claim_and_run("q", 10, [](const std::vector<Job>& jobs) {
+    EXPECT_EQ(jobs.size(), 1u);
+    EXPECT_EQ(jobs.at(0).retry_count, 1);
+    return std::vector<PgBossClient::RunOutcome>{
+        {Kind::complete, {jobs[0].id, 1, nullptr}, {}, {}}};
+  });
+  EXPECT_EQ(again.completed.size(), 1u);
+  EXPECT_TRUE(job("q", ids[1])["output"].is_null());
+  // Nothing queued: an empty claim writes nothing.
+  EXPECT_EQ(client_
+                ->claim_and_run("q", 10,
+                                [](const auto&) {
+                                  ADD_FAILURE() << "run called without jobs";
+                                  return std::vector<PgBossClient::RunOutcome>{};
+                                })
+                .claimed,
+            0u);
+}
+
+// A transaction that does not commit leaves no trace: the jobs are queued as before (same
+// attempt number, never started) and no child exists, whether `run` threw, a child could not be
+// sent, or the connection died under it. Policies with rules on active jobs are refused.
+TEST_F(ClientTest, ClaimAndRunLeavesEverythingQueuedWhenItsTransactionFails) {
+  client_->create_queue("q");
+  client_->create_queue("kids");
+  for (int i = 0; i < 3; ++i)
+    client_->send("q", {json{{"n", i}}, json::object()});
+  const auto untouched = [&] {
+    return row("SELECT count(*) FILTER (WHERE state = 'created' AND started_on IS NULL AND "
+               "retry_count = 0) FROM {s}.job WHERE name = 'q'")[0]
+                   .as<int>() == 3 &&
+           row("SELECT count(*) FROM {s}.job WHERE name = 'kids'")[0].as<int>() == 0;
+  };
+  using Outcomes = std::vector<PgBossClient::RunOutcome>;
+  const auto complete_all = [](const std::vector<Job>& jobs, const std::string& child_queue) {
+    Outcomes out;
+    for (const Job& j : jobs)
+      out.push_back({PgBossClient::RunOutcome::Kind::complete,
+                     {j.id, j.retry_count, json::object()},
+                     {{child_queue, SendJob{json{{"n", j.data["n"]}}, json::object()}}},
+                     {}});
+    return out;
+  };
+  EXPECT_THROW(client_->claim_and_run("q", 10,
+                                      [](const auto&) -> Outcomes {
+                                        throw std::runtime_error("handler machinery broke");
+                                      }),
+               std::runtime_error);
+  EXPECT_TRUE(untouched());
+  EXPECT_THROW(client_->claim_and_run(
+                   "q", 10, [&](const auto& jobs) { return complete_all(jobs, "nowhere"); }),
+               Error);
+  EXPECT_TRUE(untouched());
+  // The connection dies while `run` runs (its transaction's last statement named it).
+  try {
+    client_->claim_and_run("q", 10, [&](const auto& jobs) {
+      EXPECT_EQ(row("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE "
+                    "datname = current_database() AND state = 'idle in transaction' AND query "
+                    "LIKE '%txid_current%'")[0]
+                    .as<int>(),
+                1);
+      return complete_all(jobs, "kids");
+    });
+    ADD_FAILURE() << "claim_and_run returned on a dead connection";
+  } catch (const std::exception& e) {
+    EXPECT_TRUE(is_connection_error(e)) << e.what();
+  }
+  EXPECT_TRUE(untouched());
+  const auto r =
+      client_->claim_and_run("q", 10, [&](const auto& jobs) { return complete_all(jobs, "kids"); });
+  EXPECT_EQ(r.completed.size(), 3u);
+  EXPECT_EQ(row("SELECT count(*) FROM {s}.job WHERE name = 'kids'")[0].as<int>(), 3);
+
+  client_->create_queue("one", {{"policy", "singleton"}});
+  EXPECT_FALSE(client_->claims_in_transaction("one"));
+  EXPECT_THROW(client_->claim_and_run("one", 1, [](const auto&) { return Outcomes{}; }), Error);
+}
+
 // pg-boss groupConcurrency (§4.4): groups a (no tier) and c (tier "free", not listed) take the
 // default limit 1, group b (tier "pro") takes 2; jobs without a group are never limited.
 TEST_F(ClientTest, GroupConcurrencyLimitsActiveJobsPerGroupAcrossClients) {

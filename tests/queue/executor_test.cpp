@@ -293,6 +293,68 @@ TEST_F(ExecutorTest, ChildJobsAreSentInTheTransactionThatCompletesTheParent) {
       << "a parent whose children cannot all be sent sends none";
 }
 
+// A transactional queue (process_new_record's mode): handlers run on the fetch loops and each
+// batch's completions, children and failures commit with its claim; batches of 10 over 40 slots
+// run on 4 loops at once.
+TEST_F(ExecutorTest, TransactionalQueuesSettleEachBatchWithItsClaim) {
+  std::atomic<int> calls{0};
+  registry_.add("rec", [&](const json& data, JobContext& ctx) {
+    ++calls;
+    const int n = data["n"].get<int>();
+    if (n == 3) throw InputError("n = 3 is not a record");
+    if (n == 4) throw std::runtime_error("n = 4 failed");
+    ctx.children->push_back({"kid", json{{"from", n}}, json::object()});
+    return json{{"n", n}};
+  });
+  registry_.add("kid", [](const json& data, JobContext&) { return data; });
+  client_->create_queue("rec__dead");
+  client_->create_queue("rec", {{"retryLimit", 0}, {"deadLetter", "rec__dead"}});
+  std::vector<queue::SendJob> jobs;
+  for (int i = 0; i < 30; ++i)
+    jobs.push_back({json{{"n", i}}, json::object()});
+  client_->send_many("rec", jobs);
+  ExecutorOptions opt;
+  opt.transactional_queues = {"rec"};
+  opt.queue_concurrency = {{"rec", 40}};
+  opt.queue_max_batch = {{"rec", 10}};
+  EXPECT_EQ(opt.fetch_loops("rec"), 4);
+  EXPECT_EQ(opt.fetch_loops("kid"), 1);
+  auto& ex = start(opt);
+  ASSERT_TRUE(eventually([&] { return count("name = 'kid' AND state = 'completed'") == 28; }));
+  EXPECT_EQ(count("name = 'rec' AND state = 'completed' AND started_on <= completed_on"), 28);
+  EXPECT_EQ(count("name = 'rec' AND state = 'failed'"), 2);
+  EXPECT_EQ(count("name = 'rec__dead'"), 2);
+  EXPECT_EQ(calls.load(), 30) << "each job ran once";
+  const auto st = ex.stats();
+  EXPECT_EQ(st.completed, 56u);
+  EXPECT_EQ(st.dead, 1u);
+  EXPECT_EQ(st.failed, 1u);
+  EXPECT_EQ(ex.in_flight(), 0);
+}
+
+// A batch that cannot be written (a child for a queue that does not exist) is rolled back as a
+// whole; the queue then claims and settles job by job for a while, where only that job fails.
+TEST_F(ExecutorTest, ATransactionalBatchThatCannotBeWrittenFallsBackToOneByOne) {
+  registry_.add("rec", [](const json& data, JobContext& ctx) {
+    ctx.children->push_back({data["n"] == 2 ? "nowhere" : "kid", json::object(), json::object()});
+    return json::object();
+  });
+  registry_.add("kid", [](const json&, JobContext&) { return json::object(); });
+  client_->create_queue("rec", {{"retryLimit", 0}});
+  std::vector<queue::SendJob> jobs;
+  for (int i = 0; i < 5; ++i)
+    jobs.push_back({json{{"n", i}}, json::object()});
+  client_->send_many("rec", jobs);
+  ExecutorOptions opt;
+  opt.transactional_queues = {"rec"};
+  opt.queue_options = {{"rec", {{"retryLimit", 0}}}};
+  start(opt);
+  ASSERT_TRUE(eventually([&] { return count("name = 'rec' AND state >= 'completed'") == 5; }));
+  EXPECT_EQ(count("name = 'rec' AND state = 'completed'"), 4);
+  EXPECT_EQ(count("name = 'rec' AND state = 'failed' AND output->>'message' LIKE '%nowhere%'"), 1);
+  ASSERT_TRUE(eventually([&] { return count("name = 'kid' AND state = 'completed'") == 4; }));
+}
+
 TEST_F(ExecutorTest, ChildrenForAServedQueueStartWithoutWaitingForThePoll) {
   registry_.add("stage1", [](const json&, JobContext& ctx) {
     ctx.children->push_back({"stage2", json{{"n", 1}}, json::object()});

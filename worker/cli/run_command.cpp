@@ -274,9 +274,15 @@ int run_worker(const WorkerConfig& config) {
   // so the worker sends statements unnamed and polls.
   queue::PoolerMode pooler = config.db_pool_mode == "transaction" ? queue::PoolerMode::transaction
                                                                   : queue::PoolerMode::session;
-  // Per served queue a fetch and a settle connection, plus the monitor, the sweeper and the
-  // start-up checks; LISTEN has its own connection outside the pool.
-  const int pool_size = 2 * static_cast<int>(queues.size()) + 3;
+  // Per served queue its fetch loops (two for process_new_record, which runs its batches in
+  // transactions) and a settle loop, each on a connection of its own, plus the monitor, the
+  // sweeper and the start-up checks; LISTEN has its own connection outside the pool.
+  int pool_size = 3;
+  {
+    const ExecutorOptions sizing = ExecutorOptions::from_config(config);
+    for (const auto& q : queues)
+      pool_size += sizing.fetch_loops(q) + std::max(1, sizing.settlers);
+  }
 
   // Before any thread starts (handlers, executor): every thread inherits the blocked signals.
   ShutdownController shutdown(SteadyClock::instance(),

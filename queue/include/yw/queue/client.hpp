@@ -8,6 +8,7 @@
 // on (id, retry_count) + state = 'active', so repeating one after a lost reply is harmless: it
 // changes nothing and reports the job as not settled.
 #include <chrono>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -73,6 +74,36 @@ class PgBossClient {
                                       int limit, std::vector<std::string>& completed,
                                       const std::optional<GroupConcurrency>& groups = std::nullopt);
 
+  // Whether claim_and_run may serve `queue`: its policy (standard, short) puts no rule on active
+  // jobs, which a claim that leaves its rows queued until commit could not keep.
+  bool claims_in_transaction(const std::string& queue);
+
+  // What claim_and_run's `run` decides for one job it was handed.
+  struct RunOutcome {
+    enum class Kind { complete, fail, fail_terminal } kind = Kind::complete;
+    Settle settle;                        // the job's id and retry_count; its output
+    ChildJobs children;                   // sent with a completion
+    std::vector<TxStatement> statements;  // run with a completion, after its children
+  };
+  struct RunResult {
+    std::size_t claimed = 0;
+    std::vector<std::string> completed, failed, dead;  // ids
+  };
+  // Claims up to `limit` jobs and settles them in one transaction: the next jobs are row-locked
+  // where they are (lock_next_jobs), `run` gets them in claim order and returns one outcome per
+  // job in the same order, and every outcome is written (completions with their children and
+  // statements, fails through pg-boss's retry and dead-letter rules) before one commit. A job
+  // goes from queued to its outcome in one step; until the commit nothing of it is visible, and
+  // a transaction that does not commit (lost connection, killed worker) leaves its jobs queued
+  // with nothing sent. That is one write per job instead of two (claim, then settle), and a
+  // batch's children in one statement per child queue. Only for claims_in_transaction queues
+  // and handlers that finish in moments: the rows stay locked while `run` runs. Throws like the
+  // other calls; nothing is written then, except after a commit left in doubt
+  // (pqxx::in_doubt_error, an is_connection_error), when the jobs either settled or are queued.
+  RunResult claim_and_run(
+      const std::string& queue, int limit,
+      const std::function<std::vector<RunOutcome>(const std::vector<Job>&)>& run);
+
   // Completes the given attempts with their own outputs; returns the ids actually completed.
   std::vector<std::string> complete(const std::string& queue, const std::vector<Settle>& jobs);
   // Completes one attempt and sends `children` in the same transaction: all or nothing. Returns
@@ -112,6 +143,12 @@ class PgBossClient {
   nlohmann::json get_job(const std::string& queue, const std::string& id);
 
  private:
+  // queue(), reading a row missing from the cache through `tx` when given (a caller holding a
+  // pooled connection must not wait for a second one).
+  QueueInfo queue_via(const std::string& name, pqxx::transaction_base* tx);
+  // Asks the server whether transaction `xid` (txid_current() text) committed: true, false
+  // (rolled back) or nullopt (not learnt within 10 s, or too old to be known).
+  std::optional<bool> transaction_committed(const std::string& xid);
   std::vector<std::string> settle(const std::string& queue, const std::vector<Settle>& jobs,
                                   int kind);
   std::vector<Job> parse_claimed(const std::string& queue, std::vector<pqxx::row> rows, int first);

@@ -7,6 +7,8 @@
 // them, woken one at a time and kept for later batches), and one settle loop that
 // completes/fails finished jobs in batches. Fetching is woken by NOTIFY (queues with `notify`),
 // by a fetch that came back full (immediate refetch as slots free up) or by the poll interval.
+// A transactional queue (ExecutorOptions::transactional_queues) runs its handlers on its fetch
+// loops instead, one loop per `max_batch` slots (up to 4), each batch in its own transaction.
 //
 // Outcomes (style.md habit 9): a returned JSON value completes the job with pg-boss's stored
 // shape; yw::InputError fails it terminally (dead letter at once); any other exception fails it
@@ -36,6 +38,7 @@
 namespace yw::worker {
 
 // Queues whose handlers do no audio work, and how many of their jobs run at once by default.
+// Their handlers only read the job and name its children, so they also run transactionally.
 inline const std::vector<std::string> kCheapQueues = {"process_new_record"};
 inline constexpr int kCheapQueueConcurrency = 2000;
 inline constexpr int kCheapQueueMaxBatch = 1000;
@@ -67,6 +70,13 @@ struct ExecutorOptions {
   // LISTEN for NOTIFY on the schema's channel (only queues with notify are woken by it).
   bool listen = true;
   std::string listen_url;  // connection for LISTEN; empty: the pool's URL
+  // Queues whose jobs are claimed, run and settled in one transaction (PgBossClient::
+  // claim_and_run) while their policy allows it and no group limit applies: one write per job
+  // instead of two, a batch's children in one statement, and nothing left active by a worker
+  // that dies. Only for handlers that finish in moments (they run on the fetch thread while the
+  // rows are locked). A batch that fails other than by a lost connection sends the queue back to
+  // the claim-then-settle path for a minute, where a bad job fails alone.
+  std::vector<std::string> transactional_queues;
   // Asked before each claim of a queue: a non-empty answer (the reason) holds that queue's claims
   // for now; completions and failures are still written. Called from fetch threads.
   std::function<std::string(const std::string& queue)> claim_hold;
@@ -74,9 +84,15 @@ struct ExecutorOptions {
   Device device;
 
   // concurrency, queue_concurrency (kCheapQueues at kCheapQueueConcurrency, claiming
-  // kCheapQueueMaxBatch per fetch, unless configured),
+  // kCheapQueueMaxBatch per fetch, unless configured; kCheapQueues transactional),
   // queue_max_batch, group_concurrency, queues from a WorkerConfig.
   static ExecutorOptions from_config(const WorkerConfig& config);
+
+  // Fetch loops `queue` gets, each on its own pooled connection: `fetchers`, or for a
+  // transactional queue one per `max_batch` of its concurrency (up to 4) when that is more.
+  // (The executor runs a queue transactionally only when its policy allows; this counts it as
+  // if it does, so a pool sized from it is never short.)
+  int fetch_loops(const std::string& queue) const;
 };
 
 struct ExecutorStats {
