@@ -293,29 +293,30 @@ std::string lock_next_jobs(std::string_view s, std::string_view t) {
       fmt::arg("s", s), fmt::arg("t", t));
 }
 
-// The claim's columns as fetch_next_job writes them (4.5), for rows this transaction locked.
-constexpr std::string_view kClaimColumns =
-    "started_on = {s}.job_now(), heartbeat_on = {s}.job_now(), retry_count = CASE WHEN "
-    "started_on IS NOT NULL THEN retry_count + 1 ELSE retry_count END";
+namespace {
+// An UPDATE of rows this transaction locked (lock_next_jobs): `sets`, plus the claim's columns
+// as fetch_next_job writes them (4.5). $1 queue, $2 uuid[] ids; returns the ids.
+std::string update_locked(std::string_view s, std::string_view t, std::string_view sets) {
+  return fmt::format(
+      "UPDATE {s}.{t} SET {sets}, started_on = {s}.job_now(), heartbeat_on = {s}.job_now(), "
+      "retry_count = CASE WHEN started_on IS NOT NULL THEN retry_count + 1 ELSE retry_count END "
+      "WHERE name = $1 AND id = ANY($2::uuid[]) AND state < 'active' RETURNING id",
+      fmt::arg("s", s), fmt::arg("t", t), fmt::arg("sets", sets));
+}
+}  // namespace
 
 std::string complete_locked(std::string_view s, std::string_view t) {
   // job_now() is the transaction's start, when the rows were locked: the claim's time. The
   // completion's time is that plus the time since, so a test clock still shifts both alike.
-  return fmt::format(
-      "UPDATE {s}.{t} SET state = 'completed', {claim}, "
-      "completed_on = {s}.job_now() + (clock_timestamp() - now()), "
-      "output = NULLIF($3::jsonb -> (id::text), 'null'::jsonb) "
-      "WHERE name = $1 AND id = ANY($2::uuid[]) AND state < 'active' RETURNING id",
-      fmt::arg("s", s), fmt::arg("t", t),
-      fmt::arg("claim", fmt::format(fmt::runtime(kClaimColumns), fmt::arg("s", s))));
+  return update_locked(
+      s, t,
+      fmt::format("state = 'completed', completed_on = {}.job_now() + (clock_timestamp() - now()), "
+                  "output = NULLIF($3::jsonb -> (id::text), 'null'::jsonb)",
+                  s));
 }
 
 std::string start_locked(std::string_view s, std::string_view t) {
-  return fmt::format(
-      "UPDATE {s}.{t} SET state = 'active', {claim} "
-      "WHERE name = $1 AND id = ANY($2::uuid[]) AND state < 'active' RETURNING id",
-      fmt::arg("s", s), fmt::arg("t", t),
-      fmt::arg("claim", fmt::format(fmt::runtime(kClaimColumns), fmt::arg("s", s))));
+  return update_locked(s, t, "state = 'active'");
 }
 
 std::string complete_jobs(std::string_view s, std::string_view t) {
