@@ -292,8 +292,8 @@ struct Executor::Impl {
         if (opt.combine_settle && !in_transaction) take_completions(loop, completions);
       }
       if (in_transaction) {
-        const bool full = run_transaction(loop, want, backoff);
-        if (full) continue;
+        const bool again = run_transaction(loop, want, backoff);
+        if (again) continue;
         std::unique_lock lock(loop.m);
         loop.fetch_cv.wait_for(lock, opt.poll_interval, [&] { return !fetching || loop.wake; });
         continue;
@@ -484,10 +484,11 @@ struct Executor::Impl {
   }
 
   // One batch of a transactional queue (`want` slots reserved by the caller, released here):
-  // claim, run and settle in one transaction. True when the claim came back full (claim again at
-  // once). A lost connection leaves the jobs queued (back off and retry); any other failure
-  // sends the queue to claim-then-settle for a minute, where a job that cannot be settled fails
-  // on its own instead of rolling back every batch it is in.
+  // claim, run and settle in one transaction. True when the loop should claim again at once: the
+  // claim came back full, or it failed (after the backoff). A lost connection leaves the jobs
+  // queued (back off and retry); any other failure sends the queue to claim-then-settle for a
+  // minute, where a job that cannot be settled fails on its own instead of rolling back every batch
+  // it is in.
   bool run_transaction(QueueLoop& loop, int want, milliseconds& backoff) {
     const bool log_jobs = log_level() <= LogLevel::info;
     struct Ran {
@@ -582,7 +583,7 @@ struct Executor::Impl {
             "settles each job on its own for a minute",
             {field("queue", loop.name), field("jobs", ran.size()), field("error", e.what())});
       }
-      return false;
+      return true;
     }
     std::lock_guard lock(loop.m);
     release_slots(loop, want);
