@@ -289,7 +289,17 @@ struct Executor::Impl {
         loop.busy += want;
         loop.wake = false;
         in_transaction = loop.transactional && SteadyTime::now() >= loop.classic_until;
-        if (opt.combine_settle && !in_transaction) take_completions(loop, completions);
+      }
+      // Asked again once slots are free: the wait above may have lasted while the jobs it waited
+      // for met the fault that holds claims (their retries would be claimed at once otherwise).
+      if (opt.claim_hold && !opt.claim_hold(loop.name).empty()) {
+        std::lock_guard lock(loop.m);
+        release_slots(loop, want);
+        continue;
+      }
+      if (opt.combine_settle && !in_transaction) {
+        std::lock_guard lock(loop.m);
+        take_completions(loop, completions);
       }
       if (in_transaction) {
         const bool again = run_transaction(loop, want, backoff);
