@@ -97,6 +97,18 @@ std::string expire_jobs(std::string_view s, std::string_view t, std::string_view
                          output, false)));
 }
 
+// pg-boss's candidates for a claim (protocol §4.1): rows of queue $1 still queued (created or
+// retry), not blocked, whose start_after has come; `a` is the table alias with its dot, or empty.
+// Every claim (fetch, complete-and-fetch, the transactional lock) selects with these two.
+std::string candidate_filter(std::string_view a, std::string_view s) {
+  return fmt::format(
+      "{a}name = $1 AND {a}state < 'active' AND NOT {a}blocked AND {a}start_after <= {s}.job_now()",
+      fmt::arg("a", a), fmt::arg("s", s));
+}
+// Highest priority first, then the oldest.
+std::string candidate_order(std::string_view a) {
+  return fmt::format("{a}priority DESC, {a}created_on", fmt::arg("a", a));
+}
 }  // namespace
 
 std::string get_version(std::string_view schema) {
@@ -223,11 +235,11 @@ std::string fetch_next_job(std::string_view s, std::string_view t, std::string_v
                              active, limit_of);
   }
   const std::string next = fmt::format(
-      "next AS (SELECT j.id{key}{group} FROM {s}.{t} j WHERE j.name = $1 AND j.state < 'active' "
-      "AND NOT j.blocked AND j.start_after <= {s}.job_now(){extra} "
-      "ORDER BY j.priority DESC, j.created_on LIMIT $2 FOR UPDATE OF j SKIP LOCKED)",
+      "next AS (SELECT j.id{key}{group} FROM {s}.{t} j WHERE {filter}{extra} "
+      "ORDER BY {order} LIMIT $2 FOR UPDATE OF j SKIP LOCKED)",
       fmt::arg("key", ranked ? ", j.singleton_key" : ""), fmt::arg("group", group_cols),
-      fmt::arg("s", s), fmt::arg("t", t), fmt::arg("extra", extra));
+      fmt::arg("s", s), fmt::arg("t", t), fmt::arg("filter", candidate_filter("j.", s)),
+      fmt::arg("extra", extra), fmt::arg("order", candidate_order("j.")));
   const std::string ranking =
       ranked ? fmt::format(
                    ", ranking AS (SELECT id{}, row_number() OVER (PARTITION BY "
@@ -287,10 +299,10 @@ std::string lock_next_jobs(std::string_view s, std::string_view t) {
   return fmt::format(
       "SELECT id, data, CASE WHEN started_on IS NOT NULL THEN retry_count + 1 ELSE retry_count "
       "END, expire_seconds, heartbeat_seconds, group_id, group_tier, priority, "
-      "extract(epoch FROM created_on)::float8 FROM {s}.{t} WHERE name = $1 AND state < 'active' "
-      "AND NOT blocked AND start_after <= {s}.job_now() "
-      "ORDER BY priority DESC, created_on LIMIT $2 FOR UPDATE SKIP LOCKED",
-      fmt::arg("s", s), fmt::arg("t", t));
+      "extract(epoch FROM created_on)::float8 FROM {s}.{t} WHERE {filter} "
+      "ORDER BY {order} LIMIT $2 FOR UPDATE SKIP LOCKED",
+      fmt::arg("s", s), fmt::arg("t", t), fmt::arg("filter", candidate_filter("", s)),
+      fmt::arg("order", candidate_order("")));
 }
 
 namespace {
