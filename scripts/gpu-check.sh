@@ -19,8 +19,9 @@
 #   scripts/gpu-check.sh
 #     builds only libyw_torch_runner.so (one libtorch TU) against the device's pip torch and a
 #     Demucs-sized model with that torch (both in the background), runs the GPU tests, the twin /
-#     HPSS benchmark and the separation benchmark on cuda:0 while sampling nvidia-smi, and prints
-#     a short table last. The match rescoring's twins (yw_match_gpu_check: one catalogue-like
+#     HPSS benchmark and the separation benchmark (throughput, then the device and host peak of
+#     a 3-minute and a 20-minute song) on cuda:0 while sampling nvidia-smi, and prints a short
+#     table last. The match rescoring's twins (yw_match_gpu_check: one catalogue-like
 #     candidate x offset batch, exact equality, tasks/s) run after the twin benchmark. Logs and
 #     the table go to $OUT (or build/gpu-check).
 set -uo pipefail
@@ -256,6 +257,14 @@ if [ "${r[runner]}" = built ] && [ -f /tmp/yw-demucs-like.pt ]; then
     "$bundle/bin/yw_separation_bench_bundle" --device cuda:0 --model /tmp/yw-demucs-like.pt \
     --songs 8 --seconds 60 --batch 8 >"$out/separation.log" 2>&1
   r[sep_rc]=$?
+  # Memory bounded by the batch on the device too (issue 15): one 3-minute and one 20-minute
+  # song through the same model at batch 8; the device peak is nvidia-smi's, the host's RSS.
+  for secs in 180 1200; do
+    stamp "separation memory, ${secs} s song"
+    sampled "mem$secs" timeout 90 "$bundle/bin/yw_separation_bench_bundle" --device cuda:0 \
+      --model /tmp/yw-demucs-like.pt --batch 8 --memory-song "$secs" >"$out/memory-$secs.log" 2>&1
+    r[mem${secs}_rss]=$(grep -oE 'peak RSS [0-9]+ MB' "$out/memory-$secs.log" | grep -oE '[0-9]+')
+  done
 else
   tail -20 "$out/runner.log" "$out/model.log"
 fi
@@ -277,6 +286,7 @@ echo "=== gpu-check ($(cat "$out/gpu.txt")), $(($(date +%s) - t0)) s wall ===" |
   printf '%-40s %s, own CUDA stream %s; model %s\n' "torch runner (device torch)" "${r[runner]}" "${r[runner_stream]:-?}" "${r[model]}"
   printf '%-40s unbatched %s, cross-song %s\n' "separation, demucs-like on cuda:0" "$(sep '^unbatched')" "$(sep '^cross-song')"
   printf '%-40s %s\n' "separation ratio" "$(grep -m1 '^ratio' "$out/separation.log" 2>/dev/null)"
+  printf '%-40s 3-min song %s MiB device / %s MB host, 20-min song %s MiB / %s MB\n' "separation memory (batch 8)" "${r[mem180_peak_mib]:-?}" "${r[mem180_rss]:-?}" "${r[mem1200_peak_mib]:-?}" "${r[mem1200_rss]:-?}"
   printf '%-40s tests %s, bench %s, match %s, separation %s\n' "device busy fraction" "${r[tests_busy]:-?}" "${r[bench_busy]:-?}" "${r[match_busy]:-?}" "${r[sep_busy]:-?}"
   printf '%-40s tests %s, bench %s, match %s, separation %s MiB\n' "peak device memory" "${r[tests_peak_mib]:-?}" "${r[bench_peak_mib]:-?}" "${r[match_peak_mib]:-?}" "${r[sep_peak_mib]:-?}"
 } | tee -a "$out/table.txt"

@@ -94,18 +94,24 @@ int main(int argc, char** argv) {
 #ifndef YW_BENCH_BUILDS_MODELS
   // The device bundle's build (scripts/gpu-check.sh) has no libtorch TU: the model comes from
   // scripts/gpu-check/demucs_like.py, and the runner from the device's own torch.
-  if (model_file.empty() || memory_song > 0) {
-    std::fprintf(stderr, "%s: this build needs --model FILE (no --memory-song)\n", argv[0]);
+  if (model_file.empty()) {
+    std::fprintf(stderr, "%s: this build needs --model FILE\n", argv[0]);
     return 2;
   }
-#else
+#endif
   if (memory_song > 0) {
-    // Peak memory for one song with a small model: the separation.sh --memory check compares
-    // a 3-minute and a 20-minute song.
-    const std::string small = (dir / "conv_small.pt").string();
-    yw::test::save_conv_model(small, {}, {8, 16}, 1);
+    // Peak memory for one song: separation.sh --memory compares a 3-minute and a 20-minute song
+    // with a small model built here; gpu-check.sh does the same on the device with --model (the
+    // device's memory is sampled outside, by nvidia-smi).
+    std::string path = model_file;
+#ifdef YW_BENCH_BUILDS_MODELS
+    if (path.empty()) {
+      path = (dir / "conv_small.pt").string();
+      yw::test::save_conv_model(path, {}, {8, 16}, 1);
+    }
+#endif
     yw::models::SeparatorOptions opt;
-    opt.model_path = small;
+    opt.model_path = path;
     opt.device = device;
     opt.threads = threads;
     opt.batch_max = batch;
@@ -113,19 +119,19 @@ int main(int argc, char** argv) {
     const double before = peak_rss_mb();
     {
       const Audio song = make_song(memory_song, 1);
+      const double t0 = now();
       const auto stems = sep->separate(song);
       const double own =
           static_cast<double>(song.samples.size() * (1 + stems.size()) * sizeof(float)) /
           (1024.0 * 1024.0);
       std::printf(
-          "memory: song %d s, batch %d, peak RSS %.0f MB (%.0f MB before the song), song audio + "
-          "stems %.0f MB\n",
-          memory_song, batch, peak_rss_mb(), before, own);
+          "memory: song %d s, batch %d, device %s, peak RSS %.0f MB (%.0f MB before the song), "
+          "song audio + stems %.0f MB, %.1f s\n",
+          memory_song, batch, device.to_string().c_str(), peak_rss_mb(), before, own, now() - t0);
     }
     std::filesystem::remove_all(dir);
     return 0;
   }
-#endif
   std::string model = model_file;
   int64_t params = 0;
 #ifdef YW_BENCH_BUILDS_MODELS
