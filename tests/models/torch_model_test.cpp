@@ -232,6 +232,29 @@ TEST_F(TorchModels, CrossSongBatchesGiveTheSameStemsAsEachSongAlone) {
   expect_cross_song_batches_change_nothing(opt, songs, 16, 4);
 }
 
+// The CPU runner installs libtorch's CPU allocator (BlockCache in the runner): a freed block of
+// 64 KiB or more is kept, so the next window's request of the same size gets it back without
+// faulting fresh zero pages in, where mapping every such block afresh (the runner's earlier
+// rule, a glibc mmap threshold) gave zeros. Smaller blocks still come from malloc.
+TEST_F(TorchModels, CpuRunnerKeepsFreedBlocksForTheNextRequestOfTheirSize) {
+  const std::string conv = path("conv_probe.pt");
+  yw::test::save_conv_model(conv, {}, {8, 16}, 3);
+  yw::models::SeparatorOptions opt;
+  opt.model_path = conv;
+  auto sep = yw::models::open_separator(opt);
+  const auto big = yw::test::probe_cpu_allocator(4 << 20);
+  EXPECT_FALSE(big.default_allocator);
+  EXPECT_TRUE(big.same_block);
+  EXPECT_TRUE(big.pattern_kept);
+  // Separating still gives the stems a fresh allocator would.
+  const Audio song = random_song(44100, 2, 30000, 9);
+  const auto first = sep->separate(song);
+  const auto second = sep->separate(song);
+  ASSERT_EQ(first.size(), second.size());
+  for (size_t s = 0; s < first.size(); ++s)
+    EXPECT_EQ(first[s].audio.samples, second[s].audio.samples);
+}
+
 TEST_F(TorchModels, CommandLineSeparatesWithAModel) {
   const std::string gain = path("cli_gain.pt");
   yw::test::save_gain_model(gain, {}, {0.5f, -1.0f, 2.0f, 0.25f});

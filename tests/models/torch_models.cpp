@@ -1,6 +1,7 @@
 // The test suite's only libtorch translation unit (build-and-separation.md §1: ~20 s per TU).
 #include "torch_models.hpp"
 
+#include <c10/core/CPUAllocator.h>
 #include <torch/script.h>
 
 #include <fmt/format.h>
@@ -176,6 +177,21 @@ std::vector<float> demucs_reference(const std::string& path, const std::vector<f
   out += ref.mean();
   out = out.squeeze(0).contiguous();
   return std::vector<float>(out.data_ptr<float>(), out.data_ptr<float>() + out.numel());
+}
+
+CpuAllocatorReuse probe_cpu_allocator(int64_t bytes) {
+  CpuAllocatorReuse r;
+  r.default_allocator = c10::GetCPUAllocator() == c10::GetDefaultCPUAllocator();
+  const int64_t n = bytes / static_cast<int64_t>(sizeof(float));
+  const void* first = nullptr;
+  {
+    const auto t = torch::full({n}, 7.0f);
+    first = t.data_ptr();
+  }
+  const auto u = torch::empty({n});
+  r.same_block = u.data_ptr() == first;
+  r.pattern_kept = u[0].item<float>() == 7.0f && u[n - 1].item<float>() == 7.0f;
+  return r;
 }
 
 }  // namespace yw::test

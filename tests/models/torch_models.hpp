@@ -58,4 +58,14 @@ std::vector<float> demucs_reference(const std::string& path, const std::vector<f
 std::pair<float, float> demucs_mix_stats(const std::vector<float>& mix, int channels,
                                          int64_t length);
 
+// What libtorch's process-wide CPU allocator does with a freed block of `bytes` (filled with a
+// pattern first): whether it is still the default one, and whether the next request of the same
+// size gets that block back with the pattern in it (a cache) or fresh zero pages.
+struct CpuAllocatorReuse {
+  bool default_allocator = false;
+  bool same_block = false;
+  bool pattern_kept = false;
+};
+CpuAllocatorReuse probe_cpu_allocator(int64_t bytes);
+
 }  // namespace yw::test
