@@ -15,7 +15,8 @@
 #     bundle is over its limit. tests/kernels runs both on a CUDA tree's binaries
 #     (--bundle-and-check BUILD_DIR).
 #
-# There (carry .gpu-bundle; one command, meant to finish in under 6 minutes):
+# There (carry .gpu-bundle; one command, meant to finish in under 8 minutes; the two memory songs
+#   are bounded at 90 s each):
 #   scripts/gpu-check.sh
 #     builds only libyw_torch_runner.so (one libtorch TU) against the device's pip torch and a
 #     Demucs-sized model with that torch (both in the background), runs the GPU tests, the twin /
