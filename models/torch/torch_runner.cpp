@@ -77,7 +77,8 @@ class BlockCache final : public c10::Allocator {
     const c10::Device cpu(c10::DeviceType::CPU);
     if (n < kBig) {
       void* p = nullptr;
-      if (posix_memalign(&p, 64, std::max<size_t>(n, 1)) != 0) throw std::bad_alloc();
+      TORCH_CHECK(posix_memalign(&p, 64, std::max<size_t>(n, 1)) == 0,
+                  "not enough memory: tried to allocate ", n, " bytes");
       return {p, p, &drop, cpu};
     }
     const size_t size = (n + kPage - 1) / kPage * kPage;
@@ -98,7 +99,7 @@ class BlockCache final : public c10::Allocator {
       }
       lock.unlock();
       p = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-      if (p == MAP_FAILED) throw std::bad_alloc();
+      TORCH_CHECK(p != MAP_FAILED, "not enough memory: tried to map ", size, " bytes");
       lock.lock();
     }
     sizes_.emplace(p, size);
