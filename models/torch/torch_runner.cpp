@@ -79,7 +79,7 @@ class BlockCache final : public c10::Allocator {
       void* p = nullptr;
       TORCH_CHECK(posix_memalign(&p, 64, std::max<size_t>(n, 1)) == 0,
                   "not enough memory: tried to allocate ", n, " bytes");
-      return {p, p, &drop, cpu};
+      return {p, p, &free_small, cpu};  // no lock on the hot path of small tensors
     }
     const size_t size = (n + kPage - 1) / kPage * kPage;
     std::unique_lock lock(mutex_);
@@ -108,6 +108,9 @@ class BlockCache final : public c10::Allocator {
     return {p, p, &drop, cpu};
   }
 
+  static void free_small(void* p) { std::free(p); }
+
+  // raw_deleter()'s one deleter: any block of this allocator, mapped or not.
   static void drop(void* p) {
     if (p == nullptr) return;
     BlockCache& c = instance();
